@@ -1,0 +1,12 @@
+/** @type {import("jest").Config} */
+module.exports = {
+  testEnvironment: "node",
+  roots: ["<rootDir>/test"],
+  testMatch: ["**/*.test.ts"],
+  transform: {
+    "^.+\\.[tj]s$": ["ts-jest", { tsconfig: "tsconfig.jest.json" }],
+  },
+  // jose 6 is published as ES modules only, so Jest must transform it.
+  transformIgnorePatterns: ["/node_modules/(?!jose/)"],
+  testTimeout: 60000,
+};

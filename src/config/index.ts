@@ -1,0 +1,208 @@
+// Every setting of the gateway, read from the environment once, here, and
+// passed down. Each default points at a local service on its standard port,
+// so a developer machine with RabbitMQ and PostgreSQL needs no settings.
+
+export interface JwtConfig {
+  /** HS256 secret (JWT_SECRET). Exactly one of secret and jwksUrl is set. */
+  secret?: string;
+  /** JWKS address for RS256 and ES256 tokens (JWT_JWKS_URL). */
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  /** True when no secret was configured and the development one is used. */
+  usesDevelopmentSecret: boolean;
+}
+
+export interface GuardianConfig {
+  enabled: boolean;
+  /** Stats poll and guardian interval (GUARDIAN_INTERVAL_MS, 5000). */
+  intervalMs: number;
+  /** A queue whose `messages` exceeds this is warned (2000). */
+  warnSize: number;
+  /** A queue whose `messages` exceeds this is deleted (8000). */
+  deleteSize: number;
+}
+
+export interface LiveConfig {
+  /** Unacknowledged deliveries per live queue (LIVE_PREFETCH, 100). */
+  prefetch: number;
+  /** Events buffered per subscriber before the oldest are dropped (1000). */
+  bufferSize: number;
+}
+
+export interface Config {
+  production: boolean;
+  host: string;
+  port: number;
+  databaseUrl: string;
+  amqpUrl: string;
+  managementUrl: string;
+  vhost: string;
+  /** RabbitMQ user of the gateway itself, taken from AMQP_URL. */
+  gatewayAccount: string;
+  jwt: JwtConfig;
+  adminEmails: string[];
+  reservedAccounts: RegExp;
+  guardian: GuardianConfig;
+  live: LiveConfig;
+  corsOrigins: string[];
+  logLevel: string;
+  /** Delay between attempts to reach a missing dependency (5000). */
+  retryIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Secret used when neither JWT_SECRET nor JWT_JWKS_URL is set outside
+ * production, so that `npm start` and `npm run token` work with no setup.
+ */
+export const DEVELOPMENT_JWT_SECRET =
+  "pulse-gateway-development-secret-do-not-use-in-production";
+
+const DEFAULT_RESERVED_ACCOUNTS = "^(guest|admin|administrator|root)$";
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates every setting; throws ConfigError naming the value. */
+export function loadConfig(
+  env: Env = process.env,
+  overrides: Partial<Config> = {},
+): Config {
+  const production = env.NODE_ENV === "production";
+  const amqpUrl = readUrl(env, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672");
+  const config: Config = {
+    production,
+    host: env.HOST ?? "127.0.0.1",
+    port: readInt(env, "PORT", 4000, 0),
+    databaseUrl: readUrl(
+      env,
+      "DATABASE_URL",
+      "postgresql://postgres@127.0.0.1:5432/pulse_gateway",
+    ),
+    amqpUrl,
+    managementUrl: readUrl(
+      env,
+      "RABBITMQ_MANAGEMENT_URL",
+      "http://guest:guest@127.0.0.1:15672",
+    ),
+    vhost: env.RABBITMQ_VHOST ?? "/",
+    gatewayAccount: decodeURIComponent(new URL(amqpUrl).username || "guest"),
+    jwt: readJwt(env, production),
+    adminEmails: readList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
+    reservedAccounts: readRegExp(
+      env,
+      "RESERVED_ACCOUNTS",
+      DEFAULT_RESERVED_ACCOUNTS,
+    ),
+    guardian: readGuardian(env),
+    live: {
+      prefetch: readInt(env, "LIVE_PREFETCH", 100, 1),
+      bufferSize: readInt(env, "LIVE_BUFFER_SIZE", 1000, 1),
+    },
+    corsOrigins: readList(env.CORS_ORIGINS),
+    logLevel: env.LOG_LEVEL ?? "info",
+    retryIntervalMs: readInt(env, "RETRY_INTERVAL_MS", 5000, 10),
+  };
+  return { ...config, ...overrides };
+}
+
+function readGuardian(env: Env): GuardianConfig {
+  const guardian: GuardianConfig = {
+    enabled: readBool(env, "GUARDIAN_ENABLED", true),
+    intervalMs: readInt(env, "GUARDIAN_INTERVAL_MS", 5000, 100),
+    warnSize: readInt(env, "GUARDIAN_WARN_SIZE", 2000, 0),
+    deleteSize: readInt(env, "GUARDIAN_DELETE_SIZE", 8000, 1),
+  };
+  if (guardian.warnSize >= guardian.deleteSize) {
+    throw new ConfigError(
+      `GUARDIAN_WARN_SIZE (${guardian.warnSize}) must be below ` +
+        `GUARDIAN_DELETE_SIZE (${guardian.deleteSize}); lower the first ` +
+        `or raise the second.`,
+    );
+  }
+  return guardian;
+}
+
+function readJwt(env: Env, production: boolean): JwtConfig {
+  const secret = env.JWT_SECRET || undefined;
+  const jwksUrl = env.JWT_JWKS_URL || undefined;
+  if (secret && jwksUrl) {
+    throw new ConfigError(
+      "JWT_SECRET and JWT_JWKS_URL are both set; set JWT_SECRET for HS256 " +
+        "tokens or JWT_JWKS_URL for RS256/ES256 tokens, not both.",
+    );
+  }
+  if (jwksUrl) readUrl(env, "JWT_JWKS_URL", jwksUrl);
+  if (!secret && !jwksUrl && production) {
+    throw new ConfigError(
+      "Neither JWT_SECRET nor JWT_JWKS_URL is set; production needs one of " +
+        "them to verify tokens.",
+    );
+  }
+  return {
+    secret: secret ?? (jwksUrl ? undefined : DEVELOPMENT_JWT_SECRET),
+    jwksUrl,
+    issuer: env.JWT_ISSUER || undefined,
+    audience: env.JWT_AUDIENCE || undefined,
+    usesDevelopmentSecret: !secret && !jwksUrl,
+  };
+}
+
+function readInt(env: Env, name: string, fallback: number, min: number) {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConfigError(
+      `${name} is "${raw}", expected an integer of at least ${min}.`,
+    );
+  }
+  return value;
+}
+
+function readBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(`${name} is "${env[name]}", expected true or false.`);
+}
+
+function readUrl(env: Env, name: string, fallback: string): string {
+  const raw = env[name] || fallback;
+  try {
+    new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: "${raw}".`);
+  }
+  return raw;
+}
+
+function readRegExp(env: Env, name: string, fallback: string): RegExp {
+  const raw = env[name] ?? fallback;
+  try {
+    return new RegExp(raw);
+  } catch (error) {
+    throw new ConfigError(
+      `${name} is not a valid regular expression: "${raw}" ` +
+        `(${(error as Error).message}).`,
+    );
+  }
+}
+
+function readList(raw: string | undefined): string[] {
+  return (raw ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+/** Returns the URL with its password replaced, for logs and messages. */
+export function redactUrl(raw: string): string {
+  const url = new URL(raw);
+  if (url.password) url.password = "***";
+  return url.toString();
+}

@@ -1,0 +1,69 @@
+// Domain errors. Services throw these; the GraphQL layer turns each into a
+// GraphQLError whose extensions.code is the error's code, so services need
+// no GraphQL import.
+
+export enum ErrorCode {
+  UNAUTHENTICATED = "UNAUTHENTICATED",
+  FORBIDDEN = "FORBIDDEN",
+  BAD_USER_INPUT = "BAD_USER_INPUT",
+  NOT_FOUND = "NOT_FOUND",
+  CONFLICT = "CONFLICT",
+  BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE",
+  INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
+}
+
+/** Extra facts kept on an error and shown in its extensions. */
+export type ErrorDetails = Record<string, unknown>;
+
+export class GatewayError extends Error {
+  override name = "GatewayError";
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class UnauthenticatedError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.UNAUTHENTICATED, message, details);
+  }
+}
+
+export class ForbiddenError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.FORBIDDEN, message, details);
+  }
+}
+
+export class BadInputError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.BAD_USER_INPUT, message, details);
+  }
+}
+
+export class NotFoundError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.NOT_FOUND, message, details);
+  }
+}
+
+export class ConflictError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.CONFLICT, message, details);
+  }
+}
+
+export class BrokerUnavailableError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails, cause?: unknown) {
+    super(ErrorCode.BROKER_UNAVAILABLE, message, details, { cause });
+  }
+}
+
+export function isGatewayError(error: unknown): error is GatewayError {
+  return error instanceof GatewayError;
+}

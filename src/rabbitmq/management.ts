@@ -1,0 +1,278 @@
+import { BrokerUnavailableError } from "../errors";
+
+// A client for the RabbitMQ management HTTP API (rabbitmq_management
+// plugin). Every vhost, user, queue and exchange name in a path goes through
+// encodeURIComponent, so the vhost "/" is "%2F" and queue names keep their
+// slashes inside one path segment.
+
+export interface QueueInfo {
+  name: string;
+  vhost: string;
+  durable: boolean;
+  auto_delete: boolean;
+  exclusive: boolean;
+  /** Statistics fields are absent until the broker has collected them. */
+  messages?: number;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  consumers?: number;
+}
+
+export interface BindingInfo {
+  source: string;
+  vhost: string;
+  destination: string;
+  destination_type: "queue" | "exchange";
+  routing_key: string;
+  properties_key: string;
+  arguments: Record<string, unknown>;
+}
+
+export interface ExchangeInfo {
+  name: string;
+  type: string;
+  durable: boolean;
+}
+
+export interface Permissions {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+/** A management API reply other than 2xx, with the broker's facts kept. */
+export class ManagementApiError extends Error {
+  override name = "ManagementApiError";
+
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly status: number,
+    readonly reason: string,
+  ) {
+    super(`RabbitMQ management API ${method} ${path} returned ${status}: ${reason}`);
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof ManagementApiError && error.status === 404;
+}
+
+const QUEUE_COLUMNS = [
+  "name",
+  "vhost",
+  "durable",
+  "auto_delete",
+  "exclusive",
+  "messages",
+  "messages_ready",
+  "messages_unacknowledged",
+  "consumers",
+].join(",");
+
+export class ManagementClient {
+  private readonly baseUrl: string;
+  private readonly authorization: string;
+  private readonly vhostSegment: string;
+
+  /**
+   * @param managementUrl base URL with user and password, for example
+   *   http://guest:guest@127.0.0.1:15672
+   */
+  constructor(
+    managementUrl: string,
+    readonly vhost: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    const url = new URL(managementUrl);
+    const user = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    url.username = "";
+    url.password = "";
+    this.baseUrl = url.toString().replace(/\/$/, "");
+    this.authorization =
+      "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
+    this.vhostSegment = encodeURIComponent(vhost);
+  }
+
+  /** Address of the API without credentials, for messages and logs. */
+  get address(): string {
+    return this.baseUrl;
+  }
+
+  overview(): Promise<{ rabbitmq_version: string }> {
+    return this.request("GET", "/api/overview");
+  }
+
+  async userExists(name: string): Promise<boolean> {
+    try {
+      await this.request("GET", `/api/users/${enc(name)}`);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async createUser(name: string, password: string): Promise<void> {
+    await this.request("PUT", `/api/users/${enc(name)}`, {
+      password,
+      tags: "",
+    });
+  }
+
+  async deleteUser(name: string): Promise<void> {
+    await this.request("DELETE", `/api/users/${enc(name)}`);
+  }
+
+  async setPermissions(user: string, permissions: Permissions): Promise<void> {
+    await this.request(
+      "PUT",
+      `/api/permissions/${this.vhostSegment}/${enc(user)}`,
+      permissions,
+    );
+  }
+
+  async getPermissions(user: string): Promise<Permissions> {
+    return this.request(
+      "GET",
+      `/api/permissions/${this.vhostSegment}/${enc(user)}`,
+    );
+  }
+
+  listQueues(): Promise<QueueInfo[]> {
+    return this.request(
+      "GET",
+      `/api/queues/${this.vhostSegment}?columns=${QUEUE_COLUMNS}`,
+    );
+  }
+
+  getQueue(name: string): Promise<QueueInfo> {
+    return this.request(
+      "GET",
+      `/api/queues/${this.vhostSegment}/${enc(name)}?columns=${QUEUE_COLUMNS}`,
+    );
+  }
+
+  async declareQueue(
+    name: string,
+    options: { durable: boolean; autoDelete?: boolean },
+  ): Promise<void> {
+    await this.request("PUT", `/api/queues/${this.vhostSegment}/${enc(name)}`, {
+      durable: options.durable,
+      auto_delete: options.autoDelete ?? false,
+      arguments: {},
+    });
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    await this.request(
+      "DELETE",
+      `/api/queues/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  getExchange(name: string): Promise<ExchangeInfo> {
+    return this.request(
+      "GET",
+      `/api/exchanges/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  listBindings(): Promise<BindingInfo[]> {
+    return this.request("GET", `/api/bindings/${this.vhostSegment}`);
+  }
+
+  listQueueBindings(queue: string): Promise<BindingInfo[]> {
+    return this.request(
+      "GET",
+      `/api/queues/${this.vhostSegment}/${enc(queue)}/bindings`,
+    );
+  }
+
+  async bindQueue(
+    exchange: string,
+    queue: string,
+    routingKey: string,
+  ): Promise<void> {
+    await this.request("POST", this.bindingPath(exchange, queue), {
+      routing_key: routingKey,
+      arguments: {},
+    });
+  }
+
+  /** Removes every binding of the queue to the exchange with that key. */
+  async unbindQueue(
+    exchange: string,
+    queue: string,
+    routingKey: string,
+  ): Promise<number> {
+    const all: BindingInfo[] = await this.request(
+      "GET",
+      this.bindingPath(exchange, queue),
+    );
+    const matching = all.filter((b) => b.routing_key === routingKey);
+    for (const binding of matching) {
+      const path = `${this.bindingPath(exchange, queue)}/${enc(binding.properties_key)}`;
+      await this.request("DELETE", path);
+    }
+    return matching.length;
+  }
+
+  private bindingPath(exchange: string, queue: string): string {
+    return `/api/bindings/${this.vhostSegment}/e/${enc(exchange)}/q/${enc(queue)}`;
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers: {
+          authorization: this.authorization,
+          "content-type": "application/json",
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw new BrokerUnavailableError(
+        `The RabbitMQ management API at ${this.baseUrl} is not reachable ` +
+          `(${describeFetchError(error)}); start RabbitMQ and enable the ` +
+          `plugin with \`rabbitmq-plugins enable rabbitmq_management\`.`,
+        { managementUrl: this.baseUrl, method, path },
+        error,
+      );
+    }
+    if (!response.ok) {
+      const reason = await readReason(response);
+      throw new ManagementApiError(method, path, response.status, reason);
+    }
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+}
+
+function enc(name: string): string {
+  return encodeURIComponent(name);
+}
+
+async function readReason(response: Response): Promise<string> {
+  const text = await response.text().catch(() => "");
+  try {
+    const parsed = JSON.parse(text) as { reason?: string; error?: string };
+    return parsed.reason ?? parsed.error ?? text;
+  } catch {
+    return text || response.statusText;
+  }
+}
+
+function describeFetchError(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } })
+    .cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
+}
