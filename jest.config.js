@@ -8,5 +8,7 @@ module.exports = {
   },
   // jose 6 is published as ES modules only, so Jest must transform it.
   transformIgnorePatterns: ["/node_modules/(?!jose/)"],
+  // The generated Prisma client imports its siblings as "./x.js".
+  moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
   testTimeout: 60000,
 };

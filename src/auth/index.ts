@@ -1,0 +1,138 @@
+// Bearer-token authentication with jose. The caller is the token's `email`
+// claim; `exp` is required; admins are listed in ADMIN_EMAILS.
+import {
+  createRemoteJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  SignJWT,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from "jose";
+
+import type { JwtConfig } from "../config";
+import { UnauthenticatedError } from "../errors";
+
+export interface Viewer {
+  email: string;
+  isAdmin: boolean;
+  /** Expiry of the token, in seconds since the epoch. */
+  expiresAt: number;
+}
+
+export type VerifyBearer = (authorization: string | undefined) => Promise<Viewer>;
+
+// Loose enough for the addresses identity providers issue, strict enough
+// to reject values that are clearly not an address.
+const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+export function isEmail(value: string): boolean {
+  return value.length <= 254 && EMAIL_PATTERN.test(value);
+}
+
+/** Builds the verifier for `Authorization: Bearer <jwt>` values. */
+export function createVerifier(
+  jwt: JwtConfig,
+  adminEmails: readonly string[],
+): VerifyBearer {
+  const admins = new Set(adminEmails.map((email) => email.toLowerCase()));
+  const key = resolveKey(jwt);
+  const algorithms = jwt.secret ? ["HS256"] : ["RS256", "ES256"];
+
+  return async (authorization) => {
+    const token = parseBearer(authorization);
+    const payload = await verify(token, key, {
+      algorithms,
+      issuer: jwt.issuer,
+      audience: jwt.audience,
+      requiredClaims: ["exp"],
+    });
+    const email = readEmail(payload);
+    return {
+      email,
+      isAdmin: admins.has(email),
+      expiresAt: payload.exp as number,
+    };
+  };
+}
+
+function resolveKey(jwt: JwtConfig): Uint8Array | JWTVerifyGetKey {
+  if (jwt.secret) return new TextEncoder().encode(jwt.secret);
+  if (jwt.jwksUrl) return createRemoteJWKSet(new URL(jwt.jwksUrl));
+  throw new Error("JwtConfig needs a secret or a JWKS URL");
+}
+
+function parseBearer(authorization: string | undefined): string {
+  if (!authorization) {
+    throw new UnauthenticatedError(
+      "Missing token: send `Authorization: Bearer <jwt>` (over graphql-ws, " +
+        'put {"authorization": "Bearer <jwt>"} in the connection_init ' +
+        "payload). `npm run token -- --email you@example.com` prints one " +
+        "for local use.",
+    );
+  }
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+  if (!match) {
+    throw new UnauthenticatedError(
+      'Malformed Authorization value: expected "Bearer <jwt>".',
+    );
+  }
+  return match[1];
+}
+
+async function verify(
+  token: string,
+  key: Uint8Array | JWTVerifyGetKey,
+  options: Parameters<typeof jwtVerify>[2],
+): Promise<JWTPayload> {
+  try {
+    const { payload } =
+      key instanceof Uint8Array
+        ? await jwtVerify(token, key, options)
+        : await jwtVerify(token, key, options);
+    return payload;
+  } catch (error) {
+    throw new UnauthenticatedError(describeJoseError(error));
+  }
+}
+
+function describeJoseError(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) {
+    return "Token expired: get a new one and retry.";
+  }
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return "Token signature is invalid: the token was not signed with this gateway's key.";
+  }
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    return `Token claim "${error.claim}" is invalid (${error.reason}): ${error.message}.`;
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) {
+    return `Token algorithm is not accepted: ${error.message}.`;
+  }
+  return `Token is invalid: ${(error as Error).message}.`;
+}
+
+function readEmail(payload: JWTPayload): string {
+  const email = payload.email;
+  if (typeof email !== "string" || !isEmail(email)) {
+    throw new UnauthenticatedError(
+      `Token has no valid "email" claim (got ${JSON.stringify(email ?? null)}); ` +
+        "the gateway identifies callers by e-mail address.",
+    );
+  }
+  return email.toLowerCase();
+}
+
+/** Signs an HS256 token, for local use and tests. */
+export async function signToken(
+  secret: string,
+  claims: { email: string; [claim: string]: unknown },
+  options: { expiresIn?: string | number; issuer?: string; audience?: string } = {},
+): Promise<string> {
+  let builder = new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? "12h");
+  if (options.issuer) builder = builder.setIssuer(options.issuer);
+  if (options.audience) builder = builder.setAudience(options.audience);
+  return builder.sign(new TextEncoder().encode(secret));
+}
