@@ -1,0 +1,36 @@
+import type { Viewer } from "../auth";
+import { UnauthenticatedError } from "../errors";
+import type { GuardianEventLog } from "../guardian";
+import type { LiveBridge } from "../live";
+import type { Logger } from "../logger";
+import type {
+  AccountService,
+  BindingService,
+  QueueService,
+} from "../services";
+
+export interface Services {
+  accounts: AccountService;
+  queues: QueueService;
+  bindings: BindingService;
+  guardianEvents: GuardianEventLog;
+  live: LiveBridge;
+}
+
+/** Per-operation context, for HTTP and graphql-ws alike. */
+export interface GraphQLContext {
+  viewer: Viewer | null;
+  /** Why there is no viewer: a missing, expired or invalid token. */
+  authError: Error | null;
+  services: Services;
+  logger: Logger;
+}
+
+/** Returns the signed-in viewer or throws UNAUTHENTICATED. */
+export function requireViewer(context: GraphQLContext): Viewer {
+  if (context.viewer) return context.viewer;
+  throw (
+    context.authError ??
+    new UnauthenticatedError("Sign in: send `Authorization: Bearer <jwt>`.")
+  );
+}

@@ -1,0 +1,67 @@
+import { GraphQLError, type GraphQLFormattedError } from "graphql";
+import { unwrapResolverError } from "@apollo/server/errors";
+
+import { ErrorCode, isGatewayError } from "../errors";
+import type { Logger } from "../logger";
+import { ManagementApiError } from "../rabbitmq/management";
+
+/**
+ * Gives every error an `extensions.code` from ErrorCode. Gateway errors
+ * keep their message and details; a broker reply keeps its status and
+ * reason; anything else is logged and, in production, hidden.
+ */
+export function createErrorFormatter(logger: Logger, production: boolean) {
+  return (
+    formatted: GraphQLFormattedError,
+    error: unknown,
+  ): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    if (isGatewayError(original)) {
+      return {
+        ...formatted,
+        message: original.message,
+        extensions: {
+          ...formatted.extensions,
+          ...original.details,
+          code: original.code,
+        },
+      };
+    }
+    if (original instanceof ManagementApiError) {
+      logger.error(
+        { err: original, path: formatted.path },
+        "RabbitMQ management API call failed",
+      );
+      return {
+        ...formatted,
+        extensions: {
+          ...formatted.extensions,
+          code: ErrorCode.INTERNAL_SERVER_ERROR,
+          brokerStatus: original.status,
+          brokerReason: original.reason,
+        },
+      };
+    }
+    if (formatted.extensions?.code) return formatted;
+    logger.error({ err: original, path: formatted.path }, "unexpected error");
+    return {
+      ...formatted,
+      message: production ? "Internal server error." : formatted.message,
+      extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+    };
+  };
+}
+
+/** For graphql-ws, which formats errors itself: a GraphQLError with a code. */
+export function toGraphQLError(error: unknown): GraphQLError {
+  if (isGatewayError(error)) {
+    return new GraphQLError(error.message, {
+      extensions: { ...error.details, code: error.code },
+      originalError: error,
+    });
+  }
+  if (error instanceof GraphQLError) return error;
+  return new GraphQLError((error as Error).message ?? String(error), {
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+  });
+}

@@ -1,0 +1,112 @@
+import { Repeater } from "@graphql-yoga/subscription";
+import {
+  Arg,
+  Ctx,
+  Int,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from "type-graphql";
+
+import type { Viewer } from "../auth";
+import { BadInputError } from "../errors";
+import type { GuardianEventRecord } from "../guardian";
+import { requireQueueAccount } from "../services";
+import { requireViewer, type GraphQLContext } from "./context";
+import { GuardianEvent } from "./types";
+
+const MAX_EVENTS = 500;
+
+interface GuardianEventArgs {
+  queue?: string | null;
+}
+
+@Resolver(() => GuardianEvent)
+export class GuardianResolver {
+  @Query(() => [GuardianEvent], {
+    description:
+      "Guardian events, newest first: of one queue, or of every queue of " +
+      "the caller's accounts (all queues for admins).",
+  })
+  async guardianEvents(
+    @Arg("queue", () => String, { nullable: true }) queue: string | null,
+    @Arg("limit", () => Int, { defaultValue: 50 }) limit: number,
+    @Ctx() context: GraphQLContext,
+  ): Promise<GuardianEventRecord[]> {
+    const viewer = requireViewer(context);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS) {
+      throw new BadInputError(
+        `Invalid limit ${limit}: use a number from 1 to ${MAX_EVENTS}.`,
+        { limit },
+      );
+    }
+    if (queue) {
+      await context.services.accounts.get(viewer, requireQueueAccount(queue));
+      return context.services.guardianEvents.list(queue, limit);
+    }
+    const events = await context.services.guardianEvents.list(null, MAX_EVENTS);
+    const visible = await visibleAccounts(context, viewer);
+    return events
+      .filter((event) => visible === "all" || visible.has(event.account))
+      .slice(0, limit);
+  }
+
+  @Subscription(() => GuardianEvent, {
+    name: "guardianEvents",
+    description:
+      "Guardian events as they happen, for the caller's accounts (every " +
+      "account for admins), optionally for one queue.",
+    subscribe: ({ args, context }) =>
+      subscribeGuardianEvents(args as GuardianEventArgs, context as GraphQLContext),
+  })
+  guardianEventsLive(
+    @Root() event: GuardianEventRecord,
+    @Arg("queue", () => String, { nullable: true }) _queue: string | null,
+  ): GuardianEventRecord {
+    return event;
+  }
+}
+
+function subscribeGuardianEvents(
+  args: GuardianEventArgs,
+  context: GraphQLContext,
+): AsyncIterable<GuardianEventRecord> {
+  const viewer = requireViewer(context);
+  const log = context.services.guardianEvents;
+  return new Repeater<GuardianEventRecord>(async (push, stop) => {
+    const onEvent = (event: GuardianEventRecord) => {
+      if (args.queue && event.queue !== args.queue) return;
+      void mayView(context, viewer, event.account).then(
+        (allowed) => allowed && push(event),
+        (error: unknown) =>
+          context.logger.error(
+            { err: error, queue: event.queue },
+            "guardian event visibility check failed",
+          ),
+      );
+    };
+    log.on("event", onEvent);
+    await stop;
+    log.off("event", onEvent);
+  });
+}
+
+async function mayView(
+  context: GraphQLContext,
+  viewer: Viewer,
+  account: string,
+): Promise<boolean> {
+  if (viewer.isAdmin) return true;
+  const owned = await visibleAccounts(context, viewer);
+  return owned === "all" || owned.has(account);
+}
+
+async function visibleAccounts(
+  context: GraphQLContext,
+  viewer: Viewer,
+): Promise<Set<string> | "all"> {
+  if (viewer.isAdmin) return "all";
+  const accounts = await context.services.accounts.list(viewer);
+  return new Set(accounts.map((account) => account.username));
+}

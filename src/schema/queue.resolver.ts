@@ -1,0 +1,77 @@
+import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
+
+import type { BindingRecord, QueueRecord } from "../services";
+import { requireViewer, type GraphQLContext } from "./context";
+import { Binding, BindingInput, CreateQueueInput, Queue } from "./types";
+
+@Resolver(() => Queue)
+export class QueueResolver {
+  @Query(() => [Queue], {
+    description:
+      "Queues of one account, or of every account the caller owns, with " +
+      "statistics from the latest poll.",
+  })
+  queues(
+    @Arg("account", () => String, { nullable: true }) account: string | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueRecord[]> {
+    return context.services.queues.list(requireViewer(context), account);
+  }
+
+  @Query(() => Queue, {
+    description: "One queue by full name, with statistics read now.",
+  })
+  queue(
+    @Arg("name") name: string,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueRecord> {
+    return context.services.queues.get(requireViewer(context), name);
+  }
+
+  @Mutation(() => Queue, { description: "Declares queue/<account>/<name>." })
+  createQueue(
+    @Arg("input") input: CreateQueueInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueRecord> {
+    return context.services.queues.create(requireViewer(context), input);
+  }
+
+  @Mutation(() => Boolean)
+  deleteQueue(
+    @Arg("name") name: string,
+    @Ctx() context: GraphQLContext,
+  ): Promise<boolean> {
+    return context.services.queues.delete(requireViewer(context), name);
+  }
+
+  @Mutation(() => Queue, {
+    description: "Admins only: exempts a queue from deletion, or not.",
+  })
+  setQueueUnbounded(
+    @Arg("name") name: string,
+    @Arg("unbounded") unbounded: boolean,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueRecord> {
+    return context.services.queues.setUnbounded(
+      requireViewer(context),
+      name,
+      unbounded,
+    );
+  }
+
+  @Mutation(() => Binding)
+  createBinding(
+    @Arg("input") input: BindingInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<BindingRecord> {
+    return context.services.bindings.create(requireViewer(context), input);
+  }
+
+  @Mutation(() => Boolean)
+  deleteBinding(
+    @Arg("input") input: BindingInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<boolean> {
+    return context.services.bindings.delete(requireViewer(context), input);
+  }
+}

@@ -1,0 +1,179 @@
+// GraphQL object and input types. Fields mirror the service records.
+import { GraphQLJSON } from "graphql-scalars";
+import {
+  Field,
+  InputType,
+  Int,
+  ObjectType,
+  registerEnumType,
+} from "type-graphql";
+
+import { GuardianEventKind } from "../db";
+
+registerEnumType(GuardianEventKind, {
+  name: "GuardianEventKind",
+  description: "What the guardian did or saw.",
+  valuesConfig: {
+    ADOPTED: { description: "A Pulse queue the gateway had not seen." },
+    WARNED: { description: "The queue grew past its warn size." },
+    RECOVERED: { description: "A warned queue fell back to its warn size." },
+    DELETED: { description: "The queue grew past its delete size and was deleted." },
+    VANISHED: { description: "The queue disappeared from the broker." },
+  },
+});
+
+@ObjectType({ description: "The caller, identified by the token's e-mail." })
+export class Viewer {
+  @Field()
+  email!: string;
+
+  @Field()
+  isAdmin!: boolean;
+}
+
+@ObjectType({ description: "A queue bound to a topic exchange." })
+export class Binding {
+  @Field()
+  queue!: string;
+
+  @Field()
+  exchange!: string;
+
+  @Field({ description: "Topic pattern: `*` is one word, `#` zero or more." })
+  routingKeyPattern!: string;
+}
+
+@ObjectType({ description: "A Pulse queue with live statistics." })
+export class Queue {
+  @Field({ description: "Full name, queue/<account>/<name>." })
+  name!: string;
+
+  @Field({ description: "Account that owns the queue by its name." })
+  account!: string;
+
+  @Field()
+  durable!: boolean;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: "Ready plus unacknowledged; null until the broker reports it.",
+  })
+  messages!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  messagesReady!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  messagesUnacknowledged!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  consumers!: number | null;
+
+  @Field(() => [Binding])
+  bindings!: Binding[];
+
+  @Field({ description: "Exempt from deletion by the guardian." })
+  unbounded!: boolean;
+
+  @Field({ description: "Above its warn size at the guardian's last pass." })
+  warned!: boolean;
+}
+
+@ObjectType({ description: "A RabbitMQ user created through the gateway." })
+export class Account {
+  @Field()
+  username!: string;
+
+  @Field(() => [String], { description: "E-mail addresses of the owners." })
+  owners!: string[];
+
+  @Field()
+  createdAt!: Date;
+}
+
+@ObjectType()
+export class CreateAccountPayload {
+  @Field(() => Account)
+  account!: Account;
+
+  @Field({
+    description:
+      "The generated RabbitMQ password. It is shown once and never stored.",
+  })
+  password!: string;
+}
+
+@ObjectType({ description: "Something the guardian did or saw." })
+export class GuardianEvent {
+  @Field()
+  queue!: string;
+
+  @Field()
+  account!: string;
+
+  @Field(() => GuardianEventKind)
+  kind!: GuardianEventKind;
+
+  @Field(() => Int, { nullable: true })
+  size!: number | null;
+
+  @Field(() => Int, { nullable: true, description: "The threshold crossed." })
+  threshold!: number | null;
+
+  @Field()
+  at!: Date;
+}
+
+@ObjectType({ description: "A message delivered on a topic binding." })
+export class LiveMessage {
+  @Field()
+  exchange!: string;
+
+  @Field()
+  routingKey!: string;
+
+  @Field(() => [String], { description: "Extra routing keys from `CC`." })
+  ccRoutingKeys!: string[];
+
+  @Field(() => GraphQLJSON, { nullable: true })
+  payload!: unknown;
+
+  @Field()
+  redelivered!: boolean;
+}
+
+@InputType()
+export class CreateAccountInput {
+  @Field({ description: "RabbitMQ user name: ^[a-zA-Z][a-zA-Z0-9._-]*$" })
+  username!: string;
+
+  @Field(() => [String], {
+    nullable: true,
+    description: "Owners' e-mail addresses; the caller is always added.",
+  })
+  owners?: string[];
+}
+
+@InputType()
+export class CreateQueueInput {
+  @Field()
+  account!: string;
+
+  @Field({ description: "Name after queue/<account>/." })
+  name!: string;
+
+  @Field({ nullable: true, defaultValue: true })
+  durable?: boolean;
+}
+
+@InputType()
+export class BindingInput {
+  @Field({ description: "Full queue name, queue/<account>/<name>." })
+  queue!: string;
+
+  @Field()
+  exchange!: string;
+
+  @Field({ defaultValue: "#" })
+  routingKeyPattern!: string;
+}

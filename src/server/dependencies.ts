@@ -1,0 +1,61 @@
+// Start-up of the gateway's dependencies, with messages that say which one
+// is missing, where it was looked for, and how to start it.
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { applyMigrations, describeDatabase, ensureDatabase } from "../db";
+import { RateLimitedLog, type Logger } from "../logger";
+
+/** Explains a PostgreSQL failure with the address and a next step. */
+export function describeDatabaseError(
+  databaseUrl: string,
+  error: unknown,
+): string {
+  const { name, address } = describeDatabase(databaseUrl);
+  const code = (error as { code?: string }).code;
+  const message = (error as Error).message;
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ETIMEDOUT") {
+    return (
+      `PostgreSQL is not reachable at ${address} (${code}); start it ` +
+      `(\`pg_ctlcluster <version> main start\`, or ` +
+      `\`docker compose up postgres\`) or set DATABASE_URL.`
+    );
+  }
+  if (code === "28P01" || code === "28000") {
+    return (
+      `PostgreSQL at ${address} rejected the credentials in DATABASE_URL ` +
+      `(${message}); fix the user or password there.`
+    );
+  }
+  return `Preparing database "${name}" at ${address} failed: ${message}`;
+}
+
+/**
+ * Creates the database if missing and applies pending migrations, retrying
+ * every retryIntervalMs until it succeeds or the signal aborts.
+ */
+export async function prepareDatabase(
+  databaseUrl: string,
+  logger: Logger,
+  retryIntervalMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const errors = new RateLimitedLog(logger);
+  for (let attempt = 1; !signal.aborted; attempt += 1) {
+    try {
+      await ensureDatabase(databaseUrl, logger);
+      const applied = await applyMigrations(databaseUrl, logger);
+      logger.info(
+        { database: describeDatabase(databaseUrl).name, applied },
+        "database ready",
+      );
+      return;
+    } catch (error) {
+      errors.error(
+        "database",
+        { err: error, attempt, retryInMs: retryIntervalMs },
+        describeDatabaseError(databaseUrl, error),
+      );
+      await sleep(retryIntervalMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}

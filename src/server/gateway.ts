@@ -1,0 +1,295 @@
+// Composition of the gateway: adapters, services, guardian, GraphQL over
+// HTTP and graphql-ws on one port, health and metrics routes.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+import { ApolloServer } from "@apollo/server";
+import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { expressMiddleware } from "@as-integrations/express5";
+import express from "express";
+
+import { createVerifier, type VerifyBearer } from "../auth";
+import type { Config } from "../config";
+import { createDatabase, type Database } from "../db";
+import { Guardian, GuardianEventLog, GuardianLock } from "../guardian";
+import { AmqpLiveSource, LiveBridge } from "../live";
+import type { Logger } from "../logger";
+import { AmqpConnection, ManagementClient } from "../rabbitmq";
+import {
+  buildGatewaySchema,
+  createErrorFormatter,
+  type GraphQLContext,
+  type Services,
+} from "../schema";
+import { AccountService, BindingService, QueueService } from "../services";
+import { StatsPoller } from "../stats";
+import { prepareDatabase } from "./dependencies";
+import { corsMiddleware, createApp, requestLogger } from "./http";
+import { checkReadiness, collectMetrics } from "./probes";
+import { startWebSocketServer } from "./ws";
+
+export type GatewayState =
+  | "created"
+  | "starting"
+  | "ready"
+  | "draining"
+  | "stopped";
+
+export const GRAPHQL_PATH = "/graphql";
+
+export class Gateway {
+  readonly db: Database;
+  readonly management: ManagementClient;
+  readonly amqp: AmqpConnection;
+  readonly stats: StatsPoller;
+  readonly guardianEvents: GuardianEventLog;
+  readonly live: LiveBridge;
+  readonly services: Services;
+  readonly guardian: Guardian | null;
+  private readonly verify: VerifyBearer;
+  private readonly app = createApp();
+  private readonly httpServer = http.createServer(this.app);
+  private databaseIsReady = false;
+  private readonly abort = new AbortController();
+  private apollo: ApolloServer<GraphQLContext> | null = null;
+  private ws: ReturnType<typeof startWebSocketServer> | null = null;
+  private databaseReady: Promise<void> | null = null;
+  private currentState: GatewayState = "created";
+
+  constructor(
+    readonly config: Config,
+    readonly logger: Logger,
+  ) {
+    this.db = createDatabase(config.databaseUrl);
+    this.management = new ManagementClient(config.managementUrl, config.vhost);
+    this.amqp = new AmqpConnection({ url: config.amqpUrl, logger });
+    this.stats = new StatsPoller({
+      management: this.management,
+      intervalMs: config.guardian.intervalMs,
+      logger,
+    });
+    this.guardianEvents = new GuardianEventLog(this.db, logger);
+    this.live = new LiveBridge({
+      source: new AmqpLiveSource({
+        connection: this.amqp,
+        gatewayAccount: config.gatewayAccount,
+        prefetch: config.live.prefetch,
+        logger,
+      }),
+      bufferSize: config.live.bufferSize,
+      logger,
+    });
+    this.services = this.createServices();
+    this.guardian = config.guardian.enabled ? this.createGuardian() : null;
+    this.verify = createVerifier(config.jwt, config.adminEmails);
+  }
+
+  get state(): GatewayState {
+    return this.currentState;
+  }
+
+  /** Address the gateway listens on, once started. */
+  get url(): string {
+    const address = this.httpServer.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}${GRAPHQL_PATH}`;
+  }
+
+  /**
+   * Listens at once, so /healthz and /readyz answer while the database and
+   * the broker are still coming up; those are retried in the background.
+   */
+  async start(): Promise<void> {
+    this.currentState = "starting";
+    if (this.config.jwt.usesDevelopmentSecret) {
+      this.logger.warn(
+        "JWT_SECRET is not set: tokens are checked with the development " +
+          "secret, which `npm run token` also uses; set JWT_SECRET or " +
+          "JWT_JWKS_URL for real use",
+      );
+    }
+    const schema = await buildGatewaySchema();
+    this.ws = startWebSocketServer({
+      httpServer: this.httpServer,
+      path: GRAPHQL_PATH,
+      schema,
+      verify: this.verify,
+      services: this.services,
+      logger: this.logger,
+    });
+    this.apollo = this.createApollo(schema);
+    await this.apollo.start();
+    this.mountRoutes(this.app);
+    await this.listen();
+    await this.amqp.start();
+    this.databaseReady = this.startDatabaseDependents();
+    this.logger.info({ url: this.url }, "gateway listening");
+  }
+
+  /** Resolves when the database is migrated and AMQP is connected. */
+  async ready(timeoutMs = 60_000): Promise<void> {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    await Promise.race([
+      Promise.all([this.databaseReady, this.amqp.waitForConnection(timeoutMs)]),
+      new Promise((_, reject) =>
+        deadline.addEventListener("abort", () =>
+          reject(new Error(`gateway not ready after ${timeoutMs} ms`)),
+        ),
+      ),
+    ]);
+    this.currentState = "ready";
+  }
+
+  /** Stops accepting work, drains HTTP and WebSocket clients, closes all. */
+  async stop(): Promise<void> {
+    if (this.currentState === "stopped" || this.currentState === "draining") {
+      return;
+    }
+    this.currentState = "draining";
+    this.logger.info("gateway draining");
+    this.abort.abort();
+    await this.apollo?.stop();
+    await this.guardian?.stop();
+    await this.stats.stop();
+    await this.live.close();
+    await this.amqp.close();
+    await this.db.$disconnect();
+    this.currentState = "stopped";
+    this.logger.info("gateway stopped");
+  }
+
+  private createServices(): Services {
+    const deps = {
+      db: this.db,
+      management: this.management,
+      stats: this.stats,
+      logger: this.logger,
+      reservedAccounts: this.config.reservedAccounts,
+      gatewayAccount: this.config.gatewayAccount,
+    };
+    const queues = new QueueService(deps);
+    return {
+      accounts: new AccountService(deps),
+      queues,
+      bindings: new BindingService(deps, queues),
+      guardianEvents: this.guardianEvents,
+      live: this.live,
+    };
+  }
+
+  private createGuardian(): Guardian {
+    return new Guardian({
+      db: this.db,
+      management: this.management,
+      stats: this.stats,
+      events: this.guardianEvents,
+      logger: this.logger.child({ component: "guardian" }),
+      warnSize: this.config.guardian.warnSize,
+      deleteSize: this.config.guardian.deleteSize,
+      gatewayAccount: this.config.gatewayAccount,
+      lock: new GuardianLock(this.config.databaseUrl, this.logger),
+    });
+  }
+
+  private async startDatabaseDependents(): Promise<void> {
+    await prepareDatabase(
+      this.config.databaseUrl,
+      this.logger,
+      this.config.retryIntervalMs,
+      this.abort.signal,
+    );
+    if (this.abort.signal.aborted) return;
+    this.databaseIsReady = true;
+    this.guardian?.start();
+    this.stats.start();
+  }
+
+  private createApollo(schema: Awaited<ReturnType<typeof buildGatewaySchema>>) {
+    const ws = this.ws!;
+    return new ApolloServer<GraphQLContext>({
+      schema,
+      logger: this.logger,
+      introspection: true,
+      // The gateway handles SIGINT and SIGTERM itself (see main.ts).
+      stopOnTerminationSignals: false,
+      formatError: createErrorFormatter(this.logger, this.config.production),
+      includeStacktraceInErrorResponses: !this.config.production,
+      plugins: [
+        ApolloServerPluginDrainHttpServer({ httpServer: this.httpServer }),
+        {
+          async serverWillStart() {
+            return {
+              async drainServer() {
+                await ws.dispose();
+              },
+            };
+          },
+        },
+      ],
+    });
+  }
+
+  private mountRoutes(app: express.Express): void {
+    app.use(requestLogger(this.logger));
+    app.use(corsMiddleware(this.config.corsOrigins));
+    app.get("/healthz", (_req, res) => {
+      res.json({ status: "ok", state: this.currentState });
+    });
+    app.get("/readyz", async (_req, res) => {
+      const report = await checkReadiness(this);
+      res.status(report.ready ? 200 : 503).json(report);
+    });
+    app.get("/metrics", (_req, res) => {
+      res.type("text/plain; version=0.0.4").send(collectMetrics(this, this.ws!));
+    });
+    app.use(GRAPHQL_PATH, (_req, res, next) => {
+      if (this.databaseIsReady || _req.method === "GET") return next();
+      res.status(503).json({
+        errors: [
+          {
+            message:
+              "The gateway's database is not ready yet; see the gateway's " +
+              "log or /readyz for what is missing, and retry.",
+            extensions: { code: "INTERNAL_SERVER_ERROR" },
+          },
+        ],
+      });
+    });
+    app.use(
+      GRAPHQL_PATH,
+      express.json({ limit: "1mb" }),
+      expressMiddleware(this.apollo!, {
+        context: async ({ req, res }) => this.httpContext(req, res),
+      }),
+    );
+  }
+
+  private async httpContext(
+    req: express.Request,
+    res: express.Response,
+  ): Promise<GraphQLContext> {
+    const logger = (res.locals.logger as Logger | undefined) ?? this.logger;
+    const authorization = req.headers.authorization;
+    try {
+      const viewer = await this.verify(authorization);
+      return { viewer, authError: null, services: this.services, logger };
+    } catch (error) {
+      return {
+        viewer: null,
+        authError: error as Error,
+        services: this.services,
+        logger,
+      };
+    }
+  }
+
+  private listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.httpServer.once("error", reject);
+      this.httpServer.listen(this.config.port, this.config.host, () => {
+        this.httpServer.off("error", reject);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,82 @@
+// /readyz and /metrics: what the gateway reaches and what it holds.
+import type { Gateway } from "./gateway";
+import { renderMetrics, type MetricSample } from "./metrics";
+
+export interface ReadinessReport {
+  ready: boolean;
+  state: string;
+  checks: Record<string, { ok: boolean; error?: string }>;
+}
+
+const CHECK_TIMEOUT_MS = 3000;
+
+export async function checkReadiness(
+  gateway: Gateway,
+): Promise<ReadinessReport> {
+  const [database, management] = await Promise.all([
+    runCheck(() => gateway.db.$queryRaw`SELECT 1`),
+    runCheck(() => gateway.management.overview()),
+  ]);
+  const amqp =
+    gateway.amqp.state === "connected"
+      ? { ok: true }
+      : {
+          ok: false,
+          error:
+            `AMQP is ${gateway.amqp.state} at ${gateway.amqp.address}; ` +
+            `start RabbitMQ or check AMQP_URL.`,
+        };
+  const checks = { database, management, amqp };
+  const ready = Object.values(checks).every((check) => check.ok);
+  return { ready, state: gateway.state, checks };
+}
+
+async function runCheck(
+  probe: () => Promise<unknown>,
+): Promise<{ ok: boolean; error?: string }> {
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) =>
+        setTimeout(
+          () => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
+          CHECK_TIMEOUT_MS,
+        ).unref(),
+      ),
+    ]);
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, error: (error as Error).message };
+  }
+}
+
+export function collectMetrics(
+  gateway: Gateway,
+  ws: { connections(): number },
+): string {
+  const live = gateway.live.stats();
+  const snapshot = gateway.stats.latest();
+  const samples: MetricSample[] = [
+    gauge("pulse_gateway_websocket_connections", "Open graphql-ws sockets.", ws.connections()),
+    gauge("pulse_gateway_live_bindings", "Live bindings with a broker queue.", live.bindings),
+    gauge("pulse_gateway_live_subscribers", "Open messages subscriptions.", live.subscribers),
+    {
+      name: "pulse_gateway_live_lost_messages_total",
+      help: "Messages dropped from full subscriber buffers.",
+      type: "counter",
+      value: live.lost,
+    },
+    gauge("pulse_gateway_amqp_connected", "1 while AMQP is connected.", gateway.amqp.state === "connected" ? 1 : 0),
+    gauge("pulse_gateway_broker_queues", "Queues in the latest stats snapshot.", snapshot?.queues.size ?? 0),
+    gauge(
+      "pulse_gateway_stats_snapshot_timestamp_seconds",
+      "Time of the latest stats snapshot.",
+      snapshot ? snapshot.takenAt.getTime() / 1000 : 0,
+    ),
+  ];
+  return renderMetrics(samples);
+}
+
+function gauge(name: string, help: string, value: number): MetricSample {
+  return { name, help, type: "gauge", value };
+}

@@ -1,0 +1,110 @@
+import type { Server as HttpServer } from "node:http";
+
+import type { GraphQLSchema } from "graphql";
+import { CloseCode } from "graphql-ws";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+
+import type { Viewer, VerifyBearer } from "../auth";
+import type { Logger } from "../logger";
+import { toGraphQLError, type GraphQLContext, type Services } from "../schema";
+
+/** Close code for a socket whose token expired while it was open. */
+export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
+
+type SocketExtra = {
+  viewer?: Viewer;
+  expiryTimer?: NodeJS.Timeout;
+};
+
+export interface WebSocketOptions {
+  httpServer: HttpServer;
+  path: string;
+  schema: GraphQLSchema;
+  verify: VerifyBearer;
+  services: Services;
+  logger: Logger;
+}
+
+/**
+ * Serves graphql-ws on the HTTP server's port. The token is checked once at
+ * connection_init: a missing or invalid one closes the socket with 4403,
+ * and the socket is closed with 4403 when the token expires.
+ */
+export function startWebSocketServer(options: WebSocketOptions) {
+  const { logger } = options;
+  const wsServer = new WebSocketServer({
+    server: options.httpServer,
+    path: options.path,
+  });
+  let connections = 0;
+  const cleanup = useServer<Record<string, unknown>, SocketExtra>(
+    {
+      schema: options.schema,
+      onConnect: async (ctx) => {
+        const authorization = readAuthorization(ctx.connectionParams);
+        try {
+          const viewer = await options.verify(authorization);
+          ctx.extra.viewer = viewer;
+          scheduleExpiry(ctx.extra, viewer, ctx.extra.socket, logger);
+          connections += 1;
+          logger.info({ viewer: viewer.email }, "websocket connected");
+          return true;
+        } catch (error) {
+          logger.info(
+            { reason: (error as Error).message },
+            "websocket rejected",
+          );
+          return false;
+        }
+      },
+      onClose: (ctx, code, reason) => {
+        const extra = ctx.extra as SocketExtra;
+        if (extra.expiryTimer) clearTimeout(extra.expiryTimer);
+        if (extra.viewer) {
+          connections -= 1;
+          logger.info(
+            { viewer: extra.viewer.email, code, reason },
+            "websocket closed",
+          );
+        }
+      },
+      context: (ctx): GraphQLContext => ({
+        viewer: (ctx.extra as SocketExtra).viewer ?? null,
+        authError: null,
+        services: options.services,
+        logger,
+      }),
+      onError: (_ctx, _id, _payload, errors) =>
+        errors.map((error) => toGraphQLError(error.originalError ?? error)),
+    },
+    wsServer,
+  );
+  return {
+    dispose: () => cleanup.dispose(),
+    connections: () => connections,
+  };
+}
+
+function readAuthorization(
+  params: Readonly<Record<string, unknown>> | undefined,
+): string | undefined {
+  const value = params?.authorization ?? params?.Authorization;
+  return typeof value === "string" ? value : undefined;
+}
+
+function scheduleExpiry(
+  extra: SocketExtra,
+  viewer: Viewer,
+  socket: { close(code: number, reason: string): void },
+  logger: Logger,
+): void {
+  const remainingMs = viewer.expiresAt * 1000 - Date.now();
+  // setTimeout fires at once for delays above 2^31-1 ms (24.8 days), so a
+  // longer-lived token is cut at that age.
+  const delayMs = Math.min(Math.max(remainingMs, 0), 2 ** 31 - 1);
+  extra.expiryTimer = setTimeout(() => {
+    logger.info({ viewer: viewer.email }, "websocket token expired");
+    socket.close(TOKEN_EXPIRED_CLOSE_CODE, "Token expired");
+  }, delayMs);
+}

@@ -1,0 +1,62 @@
+import type { Viewer } from "../auth";
+import type { Database } from "../db";
+import { ForbiddenError, NotFoundError } from "../errors";
+import type { Logger } from "../logger";
+import type { ManagementClient } from "../rabbitmq/management";
+import type { StatsPoller } from "../stats";
+
+/** What every service needs, built once at start-up. */
+export interface ServiceDeps {
+  db: Database;
+  management: ManagementClient;
+  stats: StatsPoller;
+  logger: Logger;
+  reservedAccounts: RegExp;
+  gatewayAccount: string;
+}
+
+/**
+ * Checks that the viewer may manage the account: an admin, or one of its
+ * owners. Returns the account's database id, or null for an account the
+ * gateway does not know, which only admins may manage.
+ */
+export async function authorizeAccount(
+  deps: ServiceDeps,
+  viewer: Viewer,
+  username: string,
+): Promise<number | null> {
+  const account = await deps.db.account.findUnique({
+    where: { username },
+    select: { id: true, owners: { select: { user: { select: { email: true } } } } },
+  });
+  if (viewer.isAdmin) return account?.id ?? null;
+  if (!account) {
+    throw new NotFoundError(
+      `Account "${username}" not found; check the name, or create it with ` +
+        `createAccount.`,
+      { account: username },
+    );
+  }
+  const owners = account.owners.map((owner) => owner.user.email);
+  if (!owners.includes(viewer.email)) {
+    throw new ForbiddenError(
+      `${viewer.email} is not an owner of account "${username}"; ask one ` +
+        `of its owners or an admin.`,
+      { account: username },
+    );
+  }
+  return account.id;
+}
+
+/** Logs a failure to undo a broker change after the database failed. */
+export function logCompensationFailure(
+  logger: Logger,
+  fields: object,
+  error: unknown,
+): void {
+  logger.error(
+    { ...fields, err: error },
+    "failed to undo a broker change after a database error; " +
+      "the guardian will reconcile it",
+  );
+}

@@ -1,0 +1,7 @@
+// Domain services: Pulse's rules for accounts, queues and bindings. They
+// know nothing of GraphQL or of the server.
+export { AccountService, type AccountRecord } from "./accounts";
+export { QueueService, type QueueRecord, type BindingRecord } from "./queues";
+export { BindingService, type BindingInput } from "./bindings";
+export type { ServiceDeps } from "./context";
+export * from "./pulse-names";

@@ -1,0 +1,130 @@
+// Pulse's naming rules: account names, queue and exchange names, and the
+// RabbitMQ permissions that confine an account to its own names.
+import { BadInputError } from "../errors";
+
+/** PulseGuardian's rule for RabbitMQ user names. */
+export const ACCOUNT_NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9._-]*$/;
+
+// The part of a queue name after queue/<account>/: words of letters,
+// digits, `.`, `_`, `-` and `:`, separated by single slashes.
+const QUEUE_SUFFIX_PATTERN = /^[A-Za-z0-9._:-]+(\/[A-Za-z0-9._:-]+)*$/;
+
+/** RabbitMQ limits queue, exchange and user names to 255 bytes of UTF-8. */
+export const MAX_NAME_BYTES = 255;
+
+export interface Permissions {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+export function validateAccountName(
+  username: string,
+  reserved: RegExp,
+  gatewayAccount: string,
+): void {
+  if (!ACCOUNT_NAME_PATTERN.test(username)) {
+    throw new BadInputError(
+      `Invalid account name "${username}": it must start with a letter ` +
+        `and contain only letters, digits, ".", "_" and "-".`,
+      { username },
+    );
+  }
+  if (byteLength(username) > 200) {
+    throw new BadInputError(
+      `Account name "${username}" is too long: use at most 200 characters, ` +
+        `so that its queue names fit RabbitMQ's 255-byte limit.`,
+      { username },
+    );
+  }
+  if (reserved.test(username) || username === gatewayAccount) {
+    throw new BadInputError(
+      `Account name "${username}" is reserved; choose another name.`,
+      { username },
+    );
+  }
+}
+
+/** Returns the permissions of an account exactly as Pulse defines them. */
+export function accountPermissions(username: string): Permissions {
+  const name = escapeRegExp(username);
+  return {
+    configure: `^(queue/${name}/.*|exchange/${name}/.*)`,
+    write: `^(queue/${name}/.*|exchange/${name}/.*)`,
+    read: `^(queue/${name}/.*|exchange/.*)`,
+  };
+}
+
+/** Builds queue/<account>/<name> after checking the name part. */
+export function buildQueueName(account: string, name: string): string {
+  const suffix = name.startsWith(`queue/${account}/`)
+    ? name.slice(`queue/${account}/`.length)
+    : name;
+  if (!QUEUE_SUFFIX_PATTERN.test(suffix)) {
+    throw new BadInputError(
+      `Invalid queue name "${name}": use letters, digits, ".", "_", "-" ` +
+        `and ":", in words separated by single "/"; the gateway adds the ` +
+        `"queue/${account}/" prefix itself.`,
+      { name },
+    );
+  }
+  const full = `queue/${account}/${suffix}`;
+  if (byteLength(full) > MAX_NAME_BYTES) {
+    throw new BadInputError(
+      `Queue name "${full}" is longer than RabbitMQ's limit of ` +
+        `${MAX_NAME_BYTES} bytes; shorten it.`,
+      { name },
+    );
+  }
+  return full;
+}
+
+/**
+ * Returns the account a queue name belongs to by Pulse's convention
+ * (queue/<account>/<rest>), or null for a name outside the convention.
+ */
+export function queueAccount(queueName: string): string | null {
+  const match = /^queue\/([^/]+)\/.+/.exec(queueName);
+  if (!match || !ACCOUNT_NAME_PATTERN.test(match[1])) return null;
+  return match[1];
+}
+
+/** Like queueAccount, but throws BAD_USER_INPUT for a foreign name. */
+export function requireQueueAccount(queueName: string): string {
+  const account = queueAccount(queueName);
+  if (account === null) {
+    throw new BadInputError(
+      `Invalid queue name "${queueName}": Pulse queues are named ` +
+        `"queue/<account>/<name>".`,
+      { queue: queueName },
+    );
+  }
+  return account;
+}
+
+/** Checks an exchange name that an account may read and bind. */
+export function validateExchangeName(exchange: string): void {
+  if (!/^exchange\/[^\s]+$/.test(exchange) || exchange.endsWith("/")) {
+    throw new BadInputError(
+      `Invalid exchange name "${exchange}": Pulse exchanges are named ` +
+        `"exchange/<owner>/<name>", for example ` +
+        `"exchange/taskcluster-queue/v1/task-completed".`,
+      { exchange },
+    );
+  }
+  if (byteLength(exchange) > MAX_NAME_BYTES) {
+    throw new BadInputError(
+      `Exchange name "${exchange.slice(0, 40)}…" is longer than RabbitMQ's ` +
+        `limit of ${MAX_NAME_BYTES} bytes.`,
+      { exchange },
+    );
+  }
+}
+
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function byteLength(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}

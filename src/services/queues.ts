@@ -1,0 +1,228 @@
+// Queues: creation and deletion on the broker with their database rows, and
+// views that join live statistics with what the gateway stores.
+import type { Viewer } from "../auth";
+import type { Queue as QueueRow } from "../db";
+import { ConflictError, ForbiddenError, NotFoundError } from "../errors";
+import {
+  isNotFound,
+  type BindingInfo,
+  type QueueInfo,
+} from "../rabbitmq/management";
+import {
+  authorizeAccount,
+  logCompensationFailure,
+  type ServiceDeps,
+} from "./context";
+import {
+  buildQueueName,
+  queueAccount,
+  requireQueueAccount,
+} from "./pulse-names";
+
+export interface BindingRecord {
+  queue: string;
+  exchange: string;
+  routingKeyPattern: string;
+}
+
+export interface QueueRecord {
+  name: string;
+  account: string;
+  durable: boolean;
+  /** Null while the broker has not yet reported statistics for the queue. */
+  messages: number | null;
+  messagesReady: number | null;
+  messagesUnacknowledged: number | null;
+  consumers: number | null;
+  bindings: BindingRecord[];
+  unbounded: boolean;
+  warned: boolean;
+}
+
+export interface CreateQueueInput {
+  account: string;
+  name: string;
+  durable?: boolean | null;
+}
+
+export class QueueService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  /** Queues of one account, or of every account the viewer owns. */
+  async list(viewer: Viewer, account?: string | null): Promise<QueueRecord[]> {
+    const accounts = account
+      ? [await this.authorizedName(viewer, account)]
+      : await this.viewerAccounts(viewer);
+    const snapshot =
+      this.deps.stats.latest() ?? (await this.deps.stats.refresh());
+    const wanted = (name: string) => {
+      const owner = queueAccount(name);
+      return owner !== null && (accounts === "all" || accounts.includes(owner));
+    };
+    const names = [...snapshot.queues.keys()].filter(wanted).sort();
+    const rows = await this.deps.db.queue.findMany({
+      where: { name: { in: names } },
+    });
+    const rowByName = new Map(rows.map((row) => [row.name, row]));
+    return names.map((name) =>
+      toRecord(
+        snapshot.queues.get(name)!,
+        snapshot.bindings.get(name) ?? [],
+        rowByName.get(name),
+      ),
+    );
+  }
+
+  /** One queue, with statistics read from the broker now. */
+  async get(viewer: Viewer, name: string): Promise<QueueRecord> {
+    const account = requireQueueAccount(name);
+    await authorizeAccount(this.deps, viewer, account);
+    const info = await this.fetchQueue(name);
+    const [bindings, row] = await Promise.all([
+      this.deps.management.listQueueBindings(name),
+      this.deps.db.queue.findUnique({ where: { name } }),
+    ]);
+    return toRecord(info, bindings, row ?? undefined);
+  }
+
+  /** Declares queue/<account>/<name> and records it. */
+  async create(viewer: Viewer, input: CreateQueueInput): Promise<QueueRecord> {
+    const accountId = await authorizeAccount(this.deps, viewer, input.account);
+    const name = buildQueueName(input.account, input.name);
+    const durable = input.durable ?? true;
+    if (await this.exists(name)) {
+      throw new ConflictError(`Queue "${name}" already exists.`, {
+        queue: name,
+      });
+    }
+    await this.deps.management.declareQueue(name, { durable });
+    try {
+      await this.deps.db.queue.upsert({
+        where: { name },
+        create: { name, accountName: input.account, accountId, durable },
+        update: { accountId, durable, lastSeenAt: new Date() },
+      });
+    } catch (error) {
+      await this.deps.management.deleteQueue(name).catch((undoError) => {
+        logCompensationFailure(this.deps.logger, { queue: name }, undoError);
+      });
+      throw error;
+    }
+    this.deps.logger.info({ queue: name, by: viewer.email }, "queue created");
+    return this.get(viewer, name);
+  }
+
+  /**
+   * Deletes the queue on the broker and its row in one transaction, so a
+   * broker failure keeps the row.
+   */
+  async delete(viewer: Viewer, name: string): Promise<boolean> {
+    const account = requireQueueAccount(name);
+    await authorizeAccount(this.deps, viewer, account);
+    await this.fetchQueue(name);
+    await this.deps.db.$transaction(async (tx) => {
+      await tx.queue.deleteMany({ where: { name } });
+      await this.deps.management.deleteQueue(name);
+    });
+    this.deps.logger.info({ queue: name, by: viewer.email }, "queue deleted");
+    return true;
+  }
+
+  /** Exempts a queue from the guardian's deletion, or ends the exemption. */
+  async setUnbounded(
+    viewer: Viewer,
+    name: string,
+    unbounded: boolean,
+  ): Promise<QueueRecord> {
+    if (!viewer.isAdmin) {
+      throw new ForbiddenError(
+        `Only admins may change whether queue "${name}" is unbounded.`,
+        { queue: name },
+      );
+    }
+    const account = requireQueueAccount(name);
+    await this.fetchQueue(name);
+    const known = await this.deps.db.account.findUnique({
+      where: { username: account },
+      select: { id: true },
+    });
+    await this.deps.db.queue.upsert({
+      where: { name },
+      create: { name, accountName: account, accountId: known?.id, unbounded },
+      update: { unbounded },
+    });
+    this.deps.logger.info(
+      { queue: name, unbounded, by: viewer.email },
+      "queue unbounded flag set",
+    );
+    return this.get(viewer, name);
+  }
+
+  async fetchQueue(name: string): Promise<QueueInfo> {
+    try {
+      return await this.deps.management.getQueue(name);
+    } catch (error) {
+      if (isNotFound(error)) {
+        throw new NotFoundError(
+          `Queue "${name}" not found on the broker; check the name with ` +
+            `the queues query.`,
+          { queue: name },
+        );
+      }
+      throw error;
+    }
+  }
+
+  private async exists(name: string): Promise<boolean> {
+    try {
+      await this.deps.management.getQueue(name);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  private async authorizedName(viewer: Viewer, account: string) {
+    await authorizeAccount(this.deps, viewer, account);
+    return account;
+  }
+
+  private async viewerAccounts(viewer: Viewer): Promise<string[] | "all"> {
+    if (viewer.isAdmin) return "all";
+    const rows = await this.deps.db.account.findMany({
+      where: { owners: { some: { user: { email: viewer.email } } } },
+      select: { username: true },
+    });
+    return rows.map((row) => row.username);
+  }
+}
+
+export function toBindingRecords(bindings: BindingInfo[]): BindingRecord[] {
+  return bindings
+    .filter((b) => b.destination_type === "queue" && b.source !== "")
+    .map((b) => ({
+      queue: b.destination,
+      exchange: b.source,
+      routingKeyPattern: b.routing_key,
+    }));
+}
+
+function toRecord(
+  info: QueueInfo,
+  bindings: BindingInfo[],
+  row: QueueRow | undefined,
+): QueueRecord {
+  return {
+    name: info.name,
+    account: queueAccount(info.name) ?? "",
+    durable: info.durable,
+    messages: info.messages ?? null,
+    messagesReady: info.messages_ready ?? null,
+    messagesUnacknowledged: info.messages_unacknowledged ?? null,
+    consumers: info.consumers ?? null,
+    bindings: toBindingRecords(bindings),
+    unbounded: row?.unbounded ?? false,
+    warned: row?.warned ?? false,
+  };
+}

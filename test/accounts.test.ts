@@ -1,0 +1,163 @@
+// Accounts: Pulse permissions on the broker, owners in the database, and
+// bad input rejected with nothing created.
+import type { Gateway } from "../src/server";
+import {
+  ADMIN_EMAIL,
+  brokerAdmin,
+  Cleanup,
+  errorCodes,
+  gql,
+  startGateway,
+  tokenFor,
+  uniqueEmail,
+  uniqueName,
+} from "./harness";
+
+const cleanup = new Cleanup();
+let gateway: Gateway;
+let ownerEmail: string;
+let owner: string;
+
+const CREATE = `mutation ($input: CreateAccountInput!) {
+  createAccount(input: $input) { account { username owners } password }
+}`;
+
+beforeAll(async () => {
+  gateway = await startGateway();
+  cleanup.add(() => gateway.stop());
+  ownerEmail = uniqueEmail("owner");
+  owner = await tokenFor(ownerEmail);
+});
+
+afterAll(() => cleanup.run());
+
+async function createAccount(username: string, owners?: string[]) {
+  cleanup.add(() => brokerAdmin().deleteUser(username).catch(() => undefined));
+  return gql(gateway, CREATE, { input: { username, owners } }, owner);
+}
+
+test("create sets Pulse permissions", async () => {
+  const username = uniqueName("perm.user");
+  const response = await createAccount(username);
+  expect(response.errors).toBeUndefined();
+  const permissions = await brokerAdmin().getPermissions(username);
+  const escaped = username.replace(/\./g, "\\.");
+  expect(permissions.configure).toBe(
+    `^(queue/${escaped}/.*|exchange/${escaped}/.*)`,
+  );
+  expect(permissions.write).toBe(`^(queue/${escaped}/.*|exchange/${escaped}/.*)`);
+  expect(permissions.read).toBe(`^(queue/${escaped}/.*|exchange/.*)`);
+});
+
+test("create adds the caller as owner", async () => {
+  const other = uniqueEmail("co-owner");
+  const response = await createAccount(uniqueName("owned"), [other]);
+  expect(response.data?.createAccount.account.owners).toEqual([
+    ownerEmail,
+    other,
+  ]);
+});
+
+test("generated password opens AMQP", async () => {
+  const username = uniqueName("login");
+  const response = await createAccount(username);
+  const password = response.data!.createAccount.password;
+  const amqplib = await import("amqplib");
+  const connection = await amqplib.connect(
+    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672`,
+  );
+  await connection.close();
+});
+
+test.each([
+  ["leading digit", "1abc"],
+  ["slash", "a/b"],
+  ["space", "a b"],
+  ["empty", ""],
+  ["unicode", "abcé"],
+])("malformed name rejected: %s", async (_case, username) => {
+  const response = await createAccount(username);
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors?.[0].message).toContain(`"${username}"`);
+  if (username) {
+    expect(await brokerAdmin().userExists(username)).toBe(false);
+  }
+});
+
+test("reserved name rejected", async () => {
+  const response = await createAccount("admin");
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors?.[0].message).toMatch(/reserved/);
+});
+
+test("gateway's own account reserved", async () => {
+  const response = await createAccount(gateway.config.gatewayAccount);
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+});
+
+test("duplicate name conflicts", async () => {
+  const username = uniqueName("twice");
+  await createAccount(username);
+  const response = await createAccount(username);
+  expect(errorCodes(response)).toEqual(["CONFLICT"]);
+});
+
+test("invalid owner e-mail rejected", async () => {
+  const username = uniqueName("bad-owner");
+  const response = await createAccount(username, ["not-an-address"]);
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(await brokerAdmin().userExists(username)).toBe(false);
+});
+
+test("stranger cannot see or delete", async () => {
+  const username = uniqueName("private");
+  await createAccount(username);
+  const stranger = await tokenFor(uniqueEmail("stranger"));
+  const read = await gql(
+    gateway,
+    `query ($u: String!) { account(username: $u) { username } }`,
+    { u: username },
+    stranger,
+  );
+  expect(errorCodes(read)).toEqual(["FORBIDDEN"]);
+  const removal = await gql(
+    gateway,
+    `mutation ($u: String!) { deleteAccount(username: $u) }`,
+    { u: username },
+    stranger,
+  );
+  expect(errorCodes(removal)).toEqual(["FORBIDDEN"]);
+  expect(await brokerAdmin().userExists(username)).toBe(true);
+});
+
+test("accounts lists only own accounts", async () => {
+  const username = uniqueName("listed");
+  await createAccount(username);
+  const stranger = await tokenFor(uniqueEmail("stranger"));
+  const mine = await gql(gateway, "{ accounts { username } }", {}, owner);
+  const theirs = await gql(gateway, "{ accounts { username } }", {}, stranger);
+  const admin = await gql(
+    gateway,
+    "{ accounts { username } }",
+    {},
+    await tokenFor(ADMIN_EMAIL),
+  );
+  expect(mine.data?.accounts).toContainEqual({ username });
+  expect(theirs.data?.accounts).toEqual([]);
+  expect(admin.data?.accounts).toContainEqual({ username });
+});
+
+test("delete removes user and row", async () => {
+  const username = uniqueName("doomed");
+  await createAccount(username);
+  const response = await gql(
+    gateway,
+    `mutation ($u: String!) { deleteAccount(username: $u) }`,
+    { u: username },
+    owner,
+  );
+  expect(response.data?.deleteAccount).toBe(true);
+  expect(await brokerAdmin().userExists(username)).toBe(false);
+  const row = await gateway.db.account.findUnique({ where: { username } });
+  expect(row).toBeNull();
+});

@@ -1,0 +1,212 @@
+// Shared test harness: a real gateway on port 0 against the local RabbitMQ
+// and PostgreSQL, tokens, GraphQL over HTTP, a graphql-ws client that keeps
+// every message, unique names, and one place for cleanup.
+import "reflect-metadata";
+
+import { randomBytes } from "node:crypto";
+
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+
+import { signToken } from "../src/auth";
+import { loadConfig, type Config } from "../src/config";
+import { createLogger } from "../src/logger";
+import { ManagementClient } from "../src/rabbitmq";
+import { Gateway } from "../src/server";
+
+export const TEST_SECRET = "test-secret-for-the-gateway-suite";
+export const ADMIN_EMAIL = "admin@example.com";
+
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ??
+  "postgresql://postgres@127.0.0.1:5432/pulse_gateway_test";
+
+/** Settings for a test gateway; the guardian is off unless asked for. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  const base = loadConfig({
+    ...process.env,
+    DATABASE_URL: TEST_DATABASE_URL,
+    JWT_SECRET: TEST_SECRET,
+    JWT_JWKS_URL: "",
+    ADMIN_EMAILS: ADMIN_EMAIL,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    GUARDIAN_ENABLED: "false",
+  });
+  return { ...base, ...overrides };
+}
+
+export async function startGateway(
+  overrides: Partial<Config> = {},
+): Promise<Gateway> {
+  const config = testConfig(overrides);
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const gateway = new Gateway(config, logger);
+  await gateway.start();
+  await gateway.ready(30_000);
+  return gateway;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString("hex")}`;
+}
+
+export function uniqueEmail(prefix = "user"): string {
+  return `${uniqueName(prefix)}@example.com`;
+}
+
+export function tokenFor(
+  email: string,
+  options: { expiresIn?: string | number; secret?: string } = {},
+): Promise<string> {
+  return signToken(options.secret ?? TEST_SECRET, { email }, {
+    expiresIn: options.expiresIn ?? "1h",
+  });
+}
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; extensions?: Record<string, any> }[];
+}
+
+/** POSTs one operation and returns the HTTP status with the JSON body. */
+export async function gql<T = Record<string, any>>(
+  gateway: Gateway,
+  query: string,
+  variables: Record<string, unknown> = {},
+  token?: string | null,
+): Promise<GraphQLResponse<T>> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(gateway.url, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as GraphQLResponse<T>;
+  return { ...body, status: response.status };
+}
+
+/** Returns the error codes of a response, for one-line assertions. */
+export function errorCodes(response: GraphQLResponse): string[] {
+  return (response.errors ?? []).map((error) => error.extensions?.code);
+}
+
+export function wsClient(
+  gateway: Gateway,
+  token: string | null,
+  onClose?: (event: { code: number; reason: string }) => void,
+): Client {
+  return createClient({
+    url: gateway.url.replace(/^http/, "ws"),
+    webSocketImpl: WebSocket,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: 0,
+    lazy: true,
+    on: onClose
+      ? { closed: (event) => onClose(event as { code: number; reason: string }) }
+      : undefined,
+  });
+}
+
+/**
+ * A subscription whose every event is kept from the start, with a way to
+ * wait for a count of them. The sink is attached before the subscribe
+ * message goes out, so nothing delivered is missed.
+ */
+export class Collected<T = Record<string, any>> {
+  readonly events: T[] = [];
+  readonly errors: unknown[] = [];
+  completed = false;
+  private readonly waiters: (() => void)[] = [];
+  private readonly unsubscribe: () => void;
+
+  constructor(client: Client, query: string, variables: Record<string, unknown> = {}) {
+    this.unsubscribe = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (value) => {
+          if (value.errors) this.errors.push(...value.errors);
+          if (value.data) this.events.push(value.data as T);
+          this.notify();
+        },
+        error: (error) => {
+          this.errors.push(error);
+          this.notify();
+        },
+        complete: () => {
+          this.completed = true;
+          this.notify();
+        },
+      },
+    );
+  }
+
+  /** Waits until `done()` holds, or fails after timeoutMs. */
+  async until(done: () => boolean, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out after ${timeoutMs} ms with ${this.events.length} events ` +
+            `and errors ${JSON.stringify(this.errors)}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  private notify(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+}
+
+/** Polls until check returns a value other than undefined. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** A management client with the gateway's credentials, to check the broker. */
+export function brokerAdmin(): ManagementClient {
+  const config = testConfig();
+  return new ManagementClient(config.managementUrl, config.vhost);
+}
+
+/** Cleanup steps run in reverse order of registration, all in one place. */
+export class Cleanup {
+  private readonly steps: (() => Promise<unknown> | unknown)[] = [];
+
+  add(step: () => Promise<unknown> | unknown): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const step of this.steps.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+}
