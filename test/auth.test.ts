@@ -77,16 +77,21 @@ describe("HTTP", () => {
 
 describe("WebSocket", () => {
   async function closeCode(token: string | null): Promise<number> {
-    return new Promise((resolve) => {
-      const client = wsClient(gateway, token, (event) => {
-        resolve(event.code);
-        void client.dispose();
+    const client = wsClient(gateway, token);
+    try {
+      return await new Promise<number>((resolve) => {
+        client.subscribe(
+          { query: "subscription { guardianEvents { kind } }" },
+          {
+            next: () => undefined,
+            error: (error) => resolve((error as { code: number }).code),
+            complete: () => resolve(-1),
+          },
+        );
       });
-      client.subscribe(
-        { query: "subscription { guardianEvents { kind } }" },
-        { next: () => undefined, error: () => undefined, complete: () => undefined },
-      );
-    });
+    } finally {
+      await client.dispose();
+    }
   }
 
   test("missing token closes with 4403", async () => {

@@ -123,7 +123,10 @@ export class AccountService {
    * broker failure leaves the row in place. Queues stay on the broker.
    */
   async delete(viewer: Viewer, username: string): Promise<boolean> {
-    await authorizeAccount(this.deps, viewer, username);
+    const accountId = await authorizeAccount(this.deps, viewer, username);
+    // Only accounts the gateway created are deleted, never a RabbitMQ user
+    // made by other means, such as the gateway's own.
+    if (accountId === null) throw accountNotFound(username);
     const exists = await this.deps.management.userExists(username);
     await this.deps.db.$transaction(async (tx) => {
       await tx.account.deleteMany({ where: { username } });
@@ -183,7 +186,11 @@ function normalizeOwners(viewer: Viewer, owners: string[]): string[] {
 }
 
 function accountNotFound(username: string): NotFoundError {
-  return new NotFoundError(`Account "${username}" not found.`, {
-    account: username,
-  });
+  return new NotFoundError(
+    `Account "${username}" not found among the accounts this gateway ` +
+      `manages; check the name with the accounts query.`,
+    {
+      account: username,
+    },
+  );
 }

@@ -1,0 +1,532 @@
+import { randomUUID } from "node:crypto";
+
+import {
+  IllegalOperationError,
+  type Channel,
+  type ChannelModel,
+  type ConsumeMessage,
+  type MessagePropertyHeaders,
+} from "amqplib";
+
+import {
+  BrokerUnavailableError,
+  ErrorCode,
+  ForbiddenError,
+  GatewayError,
+  NotFoundError,
+  isGatewayError,
+  type ErrorDetails,
+} from "../errors";
+import type { Logger } from "../logger";
+import type { AmqpConnection } from "../rabbitmq/amqp";
+import type {
+  BindingKey,
+  LiveMessage,
+  LiveSource,
+  SourceHandle,
+} from "./bridge";
+
+export interface AmqpLiveSourceOptions {
+  connection: AmqpConnection;
+  /** RabbitMQ user of the gateway; live queue names start with its prefix. */
+  gatewayAccount: string;
+  /** Unacknowledged deliveries per live queue (0 to 65535, 0 = no limit). */
+  prefetch: number;
+  logger: Logger;
+  /**
+   * Milliseconds between re-binds of every live queue (default 30000, 0
+   * turns them off). RabbitMQ does not tell consumers when an exchange is
+   * deleted, so a failing re-bind is how a binding finds out, and a
+   * successful one restores a binding lost when the exchange was re-declared.
+   */
+  rebindIntervalMs?: number;
+}
+
+export interface AmqpLiveSourceStats {
+  /** Live queues open, including ones waiting for a reconnect. */
+  bindings: number;
+  /** Live queues lost with the connection and waiting for a reconnect. */
+  suspended: number;
+}
+
+type OnMessage = (message: LiveMessage) => void;
+type OnEnd = (error: Error) => void;
+
+type ConsumerState =
+  | "starting"
+  | "consuming"
+  | "suspended"
+  | "ended"
+  | "closed";
+
+/**
+ * A LiveSource on RabbitMQ: one exclusive, auto-delete queue and one channel
+ * per binding, so a channel error ends only that binding. After the
+ * connection comes back, every binding gets a new queue and consumer.
+ */
+export class AmqpLiveSource implements LiveSource {
+  private readonly consumers = new Set<LiveConsumer>();
+  private readonly rebindIntervalMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly options: AmqpLiveSourceOptions) {
+    const { prefetch } = options;
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
+      throw new RangeError(
+        `AmqpLiveSource prefetch is ${prefetch}; expected an integer from ` +
+          `0 to 65535.`,
+      );
+    }
+    this.rebindIntervalMs = options.rebindIntervalMs ?? 30_000;
+    options.connection.on("connected", this.onConnected);
+  }
+
+  async open(
+    key: BindingKey,
+    onMessage: OnMessage,
+    onEnd: OnEnd,
+  ): Promise<SourceHandle> {
+    if (this.closed) throw new Error("AmqpLiveSource is closed.");
+    const model = this.options.connection.current();
+    const consumer = new LiveConsumer(key, this.options, onMessage, onEnd);
+    // Added before it starts, so a reconnect during start can resume it.
+    this.consumers.add(consumer);
+    try {
+      await consumer.start(model);
+    } catch (error) {
+      this.consumers.delete(consumer);
+      this.updateTimer();
+      throw this.openError(key, model, error);
+    }
+    this.updateTimer();
+    this.options.logger.info(
+      { ...key, queue: consumer.queueName },
+      "live queue consuming",
+    );
+    return { close: () => this.release(consumer) };
+  }
+
+  stats(): AmqpLiveSourceStats {
+    let suspended = 0;
+    for (const consumer of this.consumers) {
+      if (consumer.suspended) suspended += 1;
+    }
+    return { bindings: this.consumers.size, suspended };
+  }
+
+  /** Closes every live queue and stops following the connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.options.connection.off("connected", this.onConnected);
+    const consumers = [...this.consumers];
+    this.consumers.clear();
+    this.updateTimer();
+    await Promise.all(consumers.map((consumer) => consumer.close()));
+  }
+
+  private readonly onConnected = (model: ChannelModel): void => {
+    for (const consumer of this.consumers) {
+      if (consumer.suspended) void consumer.resume(model);
+    }
+  };
+
+  private async release(consumer: LiveConsumer): Promise<void> {
+    this.consumers.delete(consumer);
+    this.updateTimer();
+    await consumer.close();
+  }
+
+  /** Runs the re-bind timer only while there are live queues. */
+  private updateTimer(): void {
+    if (this.consumers.size === 0 || this.rebindIntervalMs <= 0) {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      for (const consumer of this.consumers) consumer.rebind();
+    }, this.rebindIntervalMs);
+    this.timer.unref();
+  }
+
+  private openError(
+    key: BindingKey,
+    model: ChannelModel,
+    error: unknown,
+  ): GatewayError {
+    if (isGatewayError(error)) return error;
+    if (!isCurrentModel(this.options.connection, model)) {
+      return new BrokerUnavailableError(
+        `The AMQP connection was lost while opening the live binding of ` +
+          `exchange "${key.exchange}" with pattern ` +
+          `"${key.routingKeyPattern}"; try again.`,
+        { ...key },
+        error,
+      );
+    }
+    return bindingError(key, error, "could not be opened");
+  }
+}
+
+/** One binding's queue, channel and consumer, re-created after reconnects. */
+class LiveConsumer {
+  private state: ConsumerState = "starting";
+  private channel: Channel | null = null;
+  private queue = "";
+  private consumerTag = "";
+  private starting: Promise<void> | null = null;
+  private invalidJsonCount = 0;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly key: BindingKey,
+    private readonly options: AmqpLiveSourceOptions,
+    private readonly onMessage: OnMessage,
+    private readonly onEnd: OnEnd,
+  ) {
+    this.logger = options.logger.child({
+      exchange: key.exchange,
+      routingKeyPattern: key.routingKeyPattern,
+    });
+  }
+
+  get suspended(): boolean {
+    return this.state === "suspended";
+  }
+
+  get queueName(): string {
+    return this.queue;
+  }
+
+  /** Checks the exchange, then declares, binds and consumes a new queue. */
+  async start(model: ChannelModel): Promise<void> {
+    this.state = "starting";
+    const starting = this.declareAndConsume(model);
+    this.starting = starting;
+    try {
+      await starting;
+    } finally {
+      if (this.starting === starting) this.starting = null;
+    }
+    if (this.state === "starting") this.state = "consuming";
+  }
+
+  /** Starts again on a new connection after the old one dropped. */
+  async resume(model: ChannelModel): Promise<void> {
+    if (this.state !== "suspended") return;
+    try {
+      await this.start(model);
+    } catch (error) {
+      this.onResumeFailed(model, error);
+      return;
+    }
+    this.logger.info(
+      { queue: this.queue },
+      "live binding restored after the AMQP connection came back",
+    );
+  }
+
+  /** Binds the queue again; see AmqpLiveSourceOptions.rebindIntervalMs. */
+  rebind(): void {
+    const channel = this.channel;
+    if (this.state !== "consuming" || !channel) return;
+    const { exchange, routingKeyPattern } = this.key;
+    channel
+      .bindQueue(this.queue, exchange, routingKeyPattern)
+      .catch((error: unknown) => {
+        // A channel error also closes the channel, and onChannelClose then
+        // ends the binding with that error.
+        this.logger.debug(
+          { queue: this.queue, err: error },
+          "re-binding the live queue failed",
+        );
+      });
+  }
+
+  /** Cancels the consumer, deletes the queue and closes the channel. */
+  async close(): Promise<void> {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    // The caller of start() handles its failure; close only waits for it.
+    await this.starting?.catch(() => undefined);
+    if (this.invalidJsonCount > 1) {
+      this.logger.info(
+        { queue: this.queue, count: this.invalidJsonCount },
+        "live queue received bodies that are not JSON",
+      );
+    }
+    const channel = this.channel;
+    this.channel = null;
+    if (!channel) return;
+    const { queue, consumerTag } = this;
+    await this.quietly("cancel", queue, () => channel.cancel(consumerTag));
+    await this.quietly("delete", queue, () => channel.deleteQueue(queue));
+    await this.quietly("close channel", queue, () => channel.close());
+  }
+
+  private async declareAndConsume(model: ChannelModel): Promise<void> {
+    const { exchange, routingKeyPattern } = this.key;
+    await checkExchange(model, exchange);
+
+    const channel = await model.createChannel();
+    const status: { closed: boolean; error: Error | null } = {
+      closed: false,
+      error: null,
+    };
+    channel.on("error", (error: Error) => {
+      status.error = error;
+    });
+    channel.on("close", () => {
+      status.closed = true;
+      this.onChannelClose(channel, status.error);
+    });
+
+    const queue = `queue/${this.options.gatewayAccount}/live/${randomUUID()}`;
+    try {
+      await channel.prefetch(this.options.prefetch);
+      await channel.assertQueue(queue, {
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+      });
+      await channel.bindQueue(queue, exchange, routingKeyPattern);
+      const reply = await channel.consume(queue, (message) =>
+        this.onDelivery(channel, queue, message),
+      );
+      if (status.closed) {
+        throw status.error ?? new Error("The live queue channel closed.");
+      }
+      this.consumerTag = reply.consumerTag;
+    } catch (error) {
+      await this.discardQueue(model, status.closed ? null : channel, queue);
+      throw error;
+    }
+    this.channel = channel;
+    this.queue = queue;
+  }
+
+  private onDelivery(
+    channel: Channel,
+    queue: string,
+    message: ConsumeMessage | null,
+  ): void {
+    if (message === null) {
+      this.end(
+        new NotFoundError(
+          `RabbitMQ cancelled the consumer of live queue "${queue}" for ` +
+            `exchange "${this.key.exchange}" and pattern ` +
+            `"${this.key.routingKeyPattern}", usually because the queue ` +
+            `was deleted; subscribe again.`,
+          { ...this.key, queue },
+        ),
+      );
+      return;
+    }
+    // The queue is being deleted, so there is no one left to deliver to.
+    if (this.state === "closed" || this.state === "ended") return;
+    this.onMessage(this.toLiveMessage(message, queue));
+    channel.ack(message);
+  }
+
+  private toLiveMessage(message: ConsumeMessage, queue: string): LiveMessage {
+    const text = message.content.toString("utf8");
+    let payload: unknown;
+    try {
+      payload = JSON.parse(text);
+    } catch (error) {
+      payload = text;
+      this.invalidJsonCount += 1;
+      if (this.invalidJsonCount === 1) {
+        this.logger.warn(
+          { queue, routingKey: message.fields.routingKey, err: error },
+          "live message body is not JSON; delivering it as text " +
+            "(logged once per binding)",
+        );
+      }
+    }
+    return {
+      exchange: message.fields.exchange,
+      routingKey: message.fields.routingKey,
+      ccRoutingKeys: readCcHeader(message.properties.headers),
+      payload,
+      redelivered: message.fields.redelivered,
+    };
+  }
+
+  private onChannelClose(channel: Channel, error: Error | null): void {
+    // Channels closed here, or still starting, are not the current one.
+    if (channel !== this.channel) return;
+    this.channel = null;
+    if (this.state !== "consuming") return;
+    if (error) {
+      this.end(bindingError(this.key, error, "ended"));
+      return;
+    }
+    // amqplib closes channels without an error when the connection drops.
+    this.state = "suspended";
+    this.logger.info(
+      { queue: this.queue },
+      "live binding suspended until the AMQP connection comes back",
+    );
+  }
+
+  private onResumeFailed(model: ChannelModel, error: unknown): void {
+    if (this.state !== "starting") {
+      this.logger.debug(
+        { err: error },
+        "live binding closed while it was being restored",
+      );
+      return;
+    }
+    if (!isCurrentModel(this.options.connection, model)) {
+      this.state = "suspended";
+      this.logger.info(
+        { err: error },
+        "restoring the live binding failed because the AMQP connection " +
+          "dropped again; retrying on the next connection",
+      );
+      return;
+    }
+    this.end(
+      isGatewayError(error)
+        ? error
+        : bindingError(this.key, error, "could not be restored"),
+    );
+  }
+
+  private end(error: Error): void {
+    if (this.state === "ended" || this.state === "closed") return;
+    this.state = "ended";
+    this.logger.info({ queue: this.queue, err: error }, "live binding ended");
+    this.onEnd(error);
+  }
+
+  /** Deletes a queue left by a failed start; its channel may be dead. */
+  private async discardQueue(
+    model: ChannelModel,
+    openChannel: Channel | null,
+    queue: string,
+  ): Promise<void> {
+    let channel = openChannel;
+    if (!channel) {
+      if (!isCurrentModel(this.options.connection, model)) return;
+      try {
+        channel = await model.createChannel();
+      } catch (error) {
+        this.logger.debug(
+          { queue, err: error },
+          "no channel to delete the queue of a failed live binding",
+        );
+        return;
+      }
+      channel.on("error", (error: Error) => {
+        this.logger.debug({ queue, err: error }, "cleanup channel error");
+      });
+    }
+    const cleanup = channel;
+    await this.quietly("delete", queue, () => cleanup.deleteQueue(queue));
+    await this.quietly("close channel", queue, () => cleanup.close());
+  }
+
+  /**
+   * Runs a cleanup step, logging a failure at debug when the channel or
+   * connection is already gone (RabbitMQ has then removed the exclusive
+   * queue itself) and at warn otherwise.
+   */
+  private async quietly(
+    step: string,
+    queue: string,
+    operation: () => Promise<unknown>,
+  ): Promise<void> {
+    try {
+      await operation();
+    } catch (error) {
+      const gone =
+        error instanceof IllegalOperationError ||
+        this.options.connection.state !== "connected";
+      const fields = { queue, step, err: error };
+      if (gone) {
+        this.logger.debug(fields, "live queue cleanup skipped: channel gone");
+      } else {
+        this.logger.warn(fields, "live queue cleanup failed");
+      }
+    }
+  }
+}
+
+/**
+ * Rejects with NotFoundError if the exchange does not exist. Uses its own
+ * channel because a failed passive declare closes the channel with 404.
+ */
+async function checkExchange(
+  model: ChannelModel,
+  exchange: string,
+): Promise<void> {
+  const channel = await model.createChannel();
+  // The same error rejects checkExchange below, which handles it.
+  channel.on("error", () => undefined);
+  try {
+    await channel.checkExchange(exchange);
+  } catch (error) {
+    if (amqpReplyCode(error) === 404) {
+      throw new NotFoundError(
+        `Exchange "${exchange}" not found; check the name, or publish to ` +
+          `it first.`,
+        { exchange },
+      );
+    }
+    throw error;
+  }
+  await channel.close();
+}
+
+/** Reads RabbitMQ's `CC` header, an array of extra routing keys. */
+function readCcHeader(headers: MessagePropertyHeaders | undefined): string[] {
+  const cc: unknown = headers?.CC;
+  if (!Array.isArray(cc)) return [];
+  const keys: string[] = [];
+  for (const value of cc) {
+    if (typeof value === "string") keys.push(value);
+    else if (Buffer.isBuffer(value)) keys.push(value.toString("utf8"));
+  }
+  return keys;
+}
+
+function isCurrentModel(connection: AmqpConnection, model: ChannelModel) {
+  return connection.state === "connected" && connection.current() === model;
+}
+
+/** The AMQP reply code amqplib puts on channel and connection errors. */
+function amqpReplyCode(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** Wraps a broker error on a binding in the matching domain error. */
+function bindingError(
+  key: BindingKey,
+  error: unknown,
+  outcome: string,
+): GatewayError {
+  const reason = error instanceof Error ? error.message : String(error);
+  const message =
+    `Live binding of exchange "${key.exchange}" with pattern ` +
+    `"${key.routingKeyPattern}" ${outcome}: ${reason}`;
+  const code = amqpReplyCode(error);
+  const details: ErrorDetails = { ...key, amqpReplyCode: code };
+  switch (code) {
+    case 404:
+      return new NotFoundError(message, details);
+    case 403:
+      return new ForbiddenError(message, details);
+    default:
+      return new GatewayError(
+        ErrorCode.INTERNAL_SERVER_ERROR,
+        message,
+        details,
+        { cause: error },
+      );
+  }
+}

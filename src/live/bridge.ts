@@ -1,0 +1,422 @@
+import { BadInputError } from "../errors";
+import type { Logger } from "../logger";
+import { validateBindingPattern } from "./topic";
+
+/** One message delivered to a live binding. */
+export interface LiveMessage {
+  exchange: string;
+  routingKey: string;
+  /** Extra routing keys from the publisher's `CC` header. */
+  ccRoutingKeys: string[];
+  /** Parsed JSON body, or the body decoded as UTF-8 text if it is not JSON. */
+  payload: unknown;
+  redelivered: boolean;
+}
+
+export interface BindingKey {
+  exchange: string;
+  routingKeyPattern: string;
+}
+
+export interface SourceHandle {
+  close(): Promise<void>;
+}
+
+export interface LiveSource {
+  /**
+   * Declares, binds and consumes; calls onMessage per delivery and
+   * onEnd(error) if the broker ends the consumer (queue deleted, exchange
+   * deleted, channel error). Rejects with NotFoundError if the exchange does
+   * not exist.
+   */
+  open(
+    key: BindingKey,
+    onMessage: (message: LiveMessage) => void,
+    onEnd: (error: Error) => void,
+  ): Promise<SourceHandle>;
+}
+
+export interface LiveBridgeOptions {
+  source: LiveSource;
+  /** Messages buffered per subscriber before the oldest are dropped. */
+  bufferSize: number;
+  logger: Logger;
+}
+
+export interface SubscribeOptions {
+  /** Aborting rejects a pending subscribe with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface LiveBridgeStats {
+  /** Bindings open or opening, one broker consumer each. */
+  bindings: number;
+  subscribers: number;
+  /** Messages dropped from full subscriber buffers since the bridge began. */
+  lost: number;
+}
+
+export interface SubscriptionStats {
+  buffered: number;
+  /** Messages dropped because this subscriber's buffer was full. */
+  lost: number;
+}
+
+/** Stream of one subscriber's messages; `return()` unsubscribes. */
+export interface LiveSubscription extends AsyncIterableIterator<LiveMessage> {
+  stats(): SubscriptionStats;
+}
+
+const MAX_EXCHANGE_NAME_BYTES = 255;
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+interface Waiter {
+  resolve(result: IteratorResult<LiveMessage>): void;
+  reject(error: Error): void;
+}
+
+/**
+ * A bounded queue of messages read through the async iterator protocol.
+ * When full, a new message evicts the oldest one, so producers never wait.
+ */
+class Subscriber implements LiveSubscription {
+  private readonly buffer: LiveMessage[] = [];
+  private readonly waiters: Waiter[] = [];
+  private failure: Error | null = null;
+  private ended = false;
+  private left = false;
+  private lost = 0;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly onDrop: () => void,
+    private readonly onLeave: () => void,
+  ) {}
+
+  get finished(): boolean {
+    return this.ended;
+  }
+
+  push(message: LiveMessage): void {
+    if (this.ended) return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      waiter.resolve({ done: false, value: message });
+      return;
+    }
+    if (this.buffer.length >= this.capacity) {
+      this.buffer.shift();
+      this.lost += 1;
+      this.onDrop();
+    }
+    this.buffer.push(message);
+  }
+
+  /**
+   * Ends the stream. Buffered messages are still read first, then `next()`
+   * rejects once with `error` if one is given, then reports done.
+   */
+  end(error?: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.failure = error ?? null;
+    // Waiters exist only while the buffer is empty.
+    for (const waiter of this.waiters.splice(0)) {
+      if (this.failure) {
+        waiter.reject(this.failure);
+        this.failure = null;
+      } else {
+        waiter.resolve(DONE);
+      }
+    }
+  }
+
+  next(): Promise<IteratorResult<LiveMessage>> {
+    const message = this.buffer.shift();
+    if (message !== undefined) {
+      return Promise.resolve({ done: false, value: message });
+    }
+    if (this.failure) {
+      const failure = this.failure;
+      this.failure = null;
+      return Promise.reject(failure);
+    }
+    if (this.ended) return Promise.resolve(DONE);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+    });
+  }
+
+  /** Unsubscribes at once, also resolving a pending `next()` as done. */
+  return(): Promise<IteratorResult<LiveMessage>> {
+    this.leave();
+    return Promise.resolve(DONE);
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<LiveMessage>> {
+    this.leave();
+    return Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator](): LiveSubscription {
+    return this;
+  }
+
+  stats(): SubscriptionStats {
+    return { buffered: this.buffer.length, lost: this.lost };
+  }
+
+  private leave(): void {
+    this.buffer.length = 0;
+    this.failure = null;
+    this.end();
+    if (this.left) return;
+    this.left = true;
+    this.onLeave();
+  }
+}
+
+/** One shared broker consumer and the subscribers reading from it. */
+interface Binding {
+  id: string;
+  key: BindingKey;
+  subscribers: Set<Subscriber>;
+  /** Settles when `open` has finished; rejects with the open error. */
+  ready: Promise<void>;
+  handle: SourceHandle | null;
+  /** Set once the source ended the binding or the last subscriber left. */
+  retired: boolean;
+}
+
+/**
+ * Fans messages from one source consumer per (exchange, pattern) out to
+ * every subscriber of that pair. The first subscriber opens the consumer and
+ * the last one to leave closes it.
+ */
+export class LiveBridge {
+  private readonly bindings = new Map<string, Binding>();
+  private readonly pending = new Set<Promise<void>>();
+  private readonly source: LiveSource;
+  private readonly bufferSize: number;
+  private readonly logger: Logger;
+  private lost = 0;
+  private closed = false;
+
+  constructor(options: LiveBridgeOptions) {
+    if (!Number.isInteger(options.bufferSize) || options.bufferSize < 1) {
+      throw new RangeError(
+        `LiveBridge bufferSize is ${options.bufferSize}; expected an ` +
+          `integer of at least 1.`,
+      );
+    }
+    this.source = options.source;
+    this.bufferSize = options.bufferSize;
+    this.logger = options.logger;
+  }
+
+  /**
+   * Subscribes to a binding and resolves once its consumer is live, so a
+   * message published after this resolves reaches the subscriber. Rejects
+   * with BadInputError for an invalid key and with the source's error if the
+   * binding cannot be opened.
+   */
+  async subscribe(
+    key: BindingKey,
+    options: SubscribeOptions = {},
+  ): Promise<LiveSubscription> {
+    checkBindingKey(key);
+    if (this.closed) throw new Error("LiveBridge is closed.");
+    options.signal?.throwIfAborted();
+
+    const binding = this.bindingFor(key);
+    const subscriber: Subscriber = new Subscriber(
+      this.bufferSize,
+      () => {
+        this.lost += 1;
+      },
+      () => this.leave(binding, subscriber),
+    );
+    binding.subscribers.add(subscriber);
+    try {
+      await abortable(binding.ready, options.signal);
+    } catch (error) {
+      await subscriber.return();
+      throw error;
+    }
+    if (this.closed && subscriber.finished) {
+      throw new Error("LiveBridge closed while the subscription was opening.");
+    }
+    return subscriber;
+  }
+
+  stats(): LiveBridgeStats {
+    let subscribers = 0;
+    for (const binding of this.bindings.values()) {
+      subscribers += binding.subscribers.size;
+    }
+    return { bindings: this.bindings.size, subscribers, lost: this.lost };
+  }
+
+  /**
+   * Ends every subscription (each iterator reports done after its buffered
+   * messages) and closes every source consumer, including ones still opening.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const bindings = [...this.bindings.values()];
+    this.bindings.clear();
+    for (const binding of bindings) {
+      binding.retired = true;
+      for (const subscriber of binding.subscribers) subscriber.end();
+      binding.subscribers.clear();
+      if (binding.handle) this.closeHandle(binding);
+    }
+    while (this.pending.size > 0) {
+      await Promise.allSettled([...this.pending]);
+    }
+  }
+
+  private bindingFor(key: BindingKey): Binding {
+    const id = JSON.stringify([key.exchange, key.routingKeyPattern]);
+    const existing = this.bindings.get(id);
+    if (existing) return existing;
+
+    const binding: Binding = {
+      id,
+      key: { exchange: key.exchange, routingKeyPattern: key.routingKeyPattern },
+      subscribers: new Set(),
+      ready: Promise.resolve(),
+      handle: null,
+      retired: false,
+    };
+    this.bindings.set(id, binding);
+    binding.ready = this.open(binding);
+    // Every waiter receives the open error, and one that aborted needs none.
+    this.track(binding.ready.catch(() => undefined));
+    return binding;
+  }
+
+  private async open(binding: Binding): Promise<void> {
+    const { exchange, routingKeyPattern } = binding.key;
+    let handle: SourceHandle;
+    try {
+      handle = await this.source.open(
+        binding.key,
+        (message) => this.deliver(binding, message),
+        (error) => this.endBinding(binding, error),
+      );
+    } catch (error) {
+      this.forget(binding);
+      this.logger.debug(
+        { exchange, routingKeyPattern, err: error },
+        "live binding failed to open",
+      );
+      throw error;
+    }
+    binding.handle = handle;
+    this.logger.info({ exchange, routingKeyPattern }, "live binding opened");
+    // Every subscriber left, or the source ended, while open was pending.
+    if (binding.retired) this.closeHandle(binding);
+  }
+
+  private deliver(binding: Binding, message: LiveMessage): void {
+    for (const subscriber of binding.subscribers) subscriber.push(message);
+  }
+
+  private endBinding(binding: Binding, error: Error): void {
+    if (binding.retired) return;
+    const { exchange, routingKeyPattern } = binding.key;
+    this.logger.warn(
+      {
+        exchange,
+        routingKeyPattern,
+        subscribers: binding.subscribers.size,
+        err: error,
+      },
+      "live binding ended by its source; ending its subscriptions",
+    );
+    this.forget(binding);
+    for (const subscriber of binding.subscribers) subscriber.end(error);
+    binding.subscribers.clear();
+    if (binding.handle) this.closeHandle(binding);
+  }
+
+  private leave(binding: Binding, subscriber: Subscriber): void {
+    if (!binding.subscribers.delete(subscriber)) return;
+    if (binding.subscribers.size > 0 || binding.retired) return;
+    this.forget(binding);
+    // A binding still opening is closed by open() once the handle arrives.
+    if (binding.handle) this.closeHandle(binding);
+  }
+
+  /** Retires a binding, so the next subscriber to its key opens a new one. */
+  private forget(binding: Binding): void {
+    binding.retired = true;
+    if (this.bindings.get(binding.id) === binding) {
+      this.bindings.delete(binding.id);
+    }
+  }
+
+  private closeHandle(binding: Binding): void {
+    const handle = binding.handle;
+    if (!handle) return;
+    binding.handle = null;
+    const { exchange, routingKeyPattern } = binding.key;
+    const closing = handle.close().then(
+      () => {
+        this.logger.info(
+          { exchange, routingKeyPattern },
+          "live binding closed",
+        );
+      },
+      (error: unknown) => {
+        this.logger.warn(
+          { exchange, routingKeyPattern, err: error },
+          "closing a live binding failed",
+        );
+      },
+    );
+    this.track(closing);
+  }
+
+  private track(work: Promise<void>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+}
+
+function checkBindingKey(key: BindingKey): void {
+  const exchangeBytes = Buffer.byteLength(key.exchange, "utf8");
+  if (exchangeBytes === 0) {
+    throw new BadInputError(
+      "Exchange name is empty; give the name of a topic exchange.",
+      { exchange: key.exchange },
+    );
+  }
+  if (exchangeBytes > MAX_EXCHANGE_NAME_BYTES) {
+    throw new BadInputError(
+      `Exchange name is ${exchangeBytes} bytes of UTF-8; the maximum is ` +
+        `${MAX_EXCHANGE_NAME_BYTES} bytes.`,
+      { exchange: key.exchange },
+    );
+  }
+  const problem = validateBindingPattern(key.routingKeyPattern);
+  if (problem) {
+    throw new BadInputError(problem, {
+      routingKeyPattern: key.routingKeyPattern,
+    });
+  }
+}
+
+/** Waits for `work`, or rejects with the signal's reason once it aborts. */
+function abortable(work: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (!signal) return work;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      signal.removeEventListener("abort", onAbort);
+    });
+  });
+}
