@@ -136,14 +136,20 @@ test("main job: replay, live messages, stats, guardian delete", async () => {
   expect(stats.messagesReady).toBe(13);
   expect(stats.bindings).toEqual([{ exchange: COMPLETED }]);
 
+  // A per-queue delete threshold of 10, so that this guardian deletes no
+  // other queue on the broker; the global thresholds keep their defaults.
+  await gateway.db.queue.update({
+    where: { name: queueName },
+    data: { deleteSize: 10 },
+  });
   const guardian = new Guardian({
     db: gateway.db,
     management: gateway.management,
     stats: gateway.stats,
     events: gateway.guardianEvents,
     logger: gateway.logger,
-    warnSize: 5,
-    deleteSize: 10,
+    warnSize: gateway.config.guardian.warnSize,
+    deleteSize: gateway.config.guardian.deleteSize,
     gatewayAccount: gateway.config.gatewayAccount,
   });
   guardian.start();
