@@ -184,7 +184,7 @@ export async function eventually<T>(
   }
 }
 
-/** A management client with the gateway's credentials, to check the broker. */
+/** Creates a management client with the gateway's credentials. */
 export function brokerAdmin(): ManagementClient {
   const config = testConfig();
   return new ManagementClient(config.managementUrl, config.vhost);

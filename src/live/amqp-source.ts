@@ -35,9 +35,10 @@ export interface AmqpLiveSourceOptions {
   logger: Logger;
   /**
    * Milliseconds between re-binds of every live queue (default 30000, 0
-   * turns them off). RabbitMQ does not tell consumers when an exchange is
-   * deleted, so a failing re-bind is how a binding finds out, and a
-   * successful one restores a binding lost when the exchange was re-declared.
+   * turns them off). RabbitMQ (checked on 3.10) does not tell consumers
+   * when an exchange is deleted, so a failing re-bind is how a binding finds
+   * out. A successful one restores a binding lost when the exchange was
+   * re-declared.
    */
   rebindIntervalMs?: number;
 }
@@ -296,7 +297,10 @@ class LiveConsumer {
         this.onDelivery(channel, queue, message),
       );
       if (status.closed) {
-        throw status.error ?? new Error("The live queue channel closed.");
+        throw (
+          status.error ??
+          new Error("The channel of the live queue closed while opening.")
+        );
       }
       this.consumerTag = reply.consumerTag;
     } catch (error) {
@@ -364,7 +368,8 @@ class LiveConsumer {
       this.end(bindingError(this.key, error, "ended"));
       return;
     }
-    // amqplib closes channels without an error when the connection drops.
+    // amqplib (2.3.1) closes channels without an error event when the
+    // connection drops.
     this.state = "suspended";
     this.logger.info(
       { queue: this.queue },
@@ -431,9 +436,10 @@ class LiveConsumer {
   }
 
   /**
-   * Runs a cleanup step, logging a failure at debug when the channel or
-   * connection is already gone (RabbitMQ has then removed the exclusive
-   * queue itself) and at warn otherwise.
+   * Runs a cleanup step and logs its failure: at debug when the channel or
+   * connection is already closed, because RabbitMQ then deletes the queue
+   * itself (exclusive, or auto-delete once its consumer is gone), and at
+   * warn otherwise.
    */
   private async quietly(
     step: string,
@@ -443,12 +449,15 @@ class LiveConsumer {
     try {
       await operation();
     } catch (error) {
-      const gone =
+      const channelClosed =
         error instanceof IllegalOperationError ||
         this.options.connection.state !== "connected";
       const fields = { queue, step, err: error };
-      if (gone) {
-        this.logger.debug(fields, "live queue cleanup skipped: channel gone");
+      if (channelClosed) {
+        this.logger.debug(
+          fields,
+          "live queue cleanup failed on a closed channel or connection",
+        );
       } else {
         this.logger.warn(fields, "live queue cleanup failed");
       }
@@ -498,7 +507,7 @@ function isCurrentModel(connection: AmqpConnection, model: ChannelModel) {
   return connection.state === "connected" && connection.current() === model;
 }
 
-/** The AMQP reply code amqplib puts on channel and connection errors. */
+/** Returns the AMQP reply code that amqplib sets on broker errors. */
 function amqpReplyCode(error: unknown): number | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "number" ? code : undefined;

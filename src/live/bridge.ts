@@ -62,8 +62,9 @@ export interface SubscriptionStats {
   lost: number;
 }
 
-/** Stream of one subscriber's messages; `return()` unsubscribes. */
+/** Stream of one subscriber's messages. */
 export interface LiveSubscription extends AsyncIterableIterator<LiveMessage> {
+  return(): Promise<IteratorResult<LiveMessage>>;
   stats(): SubscriptionStats;
 }
 
@@ -78,7 +79,8 @@ interface Waiter {
 
 /**
  * A bounded queue of messages read through the async iterator protocol.
- * When full, a new message evicts the oldest one, so producers never wait.
+ * When full, a new message evicts the oldest one, so `push` never waits for
+ * a slow reader.
  */
 class Subscriber implements LiveSubscription {
   private readonly buffer: LiveMessage[] = [];
@@ -148,7 +150,6 @@ class Subscriber implements LiveSubscription {
     });
   }
 
-  /** Unsubscribes at once, also resolving a pending `next()` as done. */
   return(): Promise<IteratorResult<LiveMessage>> {
     this.leave();
     return Promise.resolve(DONE);
@@ -310,7 +311,7 @@ export class LiveBridge {
       this.forget(binding);
       this.logger.debug(
         { exchange, routingKeyPattern, err: error },
-        "live binding failed to open",
+        "opening a live binding failed",
       );
       throw error;
     }

@@ -1,4 +1,5 @@
-// Live messages: RabbitMQ topic bindings streamed to GraphQL subscribers.
+// Live messages: RabbitMQ topic bindings streamed to subscribers as async
+// iterators, for the GraphQL subscriptions.
 export {
   AmqpLiveSource,
   type AmqpLiveSourceOptions,

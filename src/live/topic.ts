@@ -1,6 +1,6 @@
-// Topic-exchange matching as RabbitMQ does it: a routing key and a binding
-// pattern are lists of dot-separated words, the empty string is a list of
-// zero words, `*` in a pattern matches exactly one word and `#` matches zero
+// Topic-exchange matching as RabbitMQ does it. A routing key and a binding
+// pattern are lists of dot-separated words, and the empty string is a list of
+// zero words. In a pattern, `*` matches exactly one word and `#` matches zero
 // or more words.
 
 /** Maximum length of a binding pattern: AMQP 0-9-1 sends it as a shortstr. */

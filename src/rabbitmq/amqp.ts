@@ -85,6 +85,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         this.off("connected", onConnected);
         reject(this.unavailable());
       }, timeoutMs);
+      timer.unref();
       const onConnected = (model: ChannelModel) => {
         clearTimeout(timer);
         resolve(model);

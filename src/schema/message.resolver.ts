@@ -38,10 +38,9 @@ async function subscribeMessages(
   validateExchangeName(args.exchange);
   const problem = validateBindingPattern(args.routingKeyPattern);
   if (problem) {
-    throw new BadInputError(
-      `Invalid routing-key pattern "${args.routingKeyPattern}": ${problem}`,
-      { routingKeyPattern: args.routingKeyPattern },
-    );
+    throw new BadInputError(problem, {
+      routingKeyPattern: args.routingKeyPattern,
+    });
   }
   return context.services.live.subscribe({
     exchange: args.exchange,

@@ -1,5 +1,5 @@
-// Start-up of the gateway's dependencies, with messages that say which one
-// is missing, where it was looked for, and how to start it.
+// Start-up of the gateway's dependencies. Failure messages name the missing
+// dependency, the address tried and how to start it.
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { applyMigrations, describeDatabase, ensureDatabase } from "../db";

@@ -44,6 +44,7 @@ export class Gateway {
   readonly stats: StatsPoller;
   readonly guardianEvents: GuardianEventLog;
   readonly live: LiveBridge;
+  private readonly liveSource: AmqpLiveSource;
   readonly services: Services;
   readonly guardian: Guardian | null;
   private readonly verify: VerifyBearer;
@@ -69,13 +70,14 @@ export class Gateway {
       logger,
     });
     this.guardianEvents = new GuardianEventLog(this.db, logger);
+    this.liveSource = new AmqpLiveSource({
+      connection: this.amqp,
+      gatewayAccount: config.gatewayAccount,
+      prefetch: config.live.prefetch,
+      logger,
+    });
     this.live = new LiveBridge({
-      source: new AmqpLiveSource({
-        connection: this.amqp,
-        gatewayAccount: config.gatewayAccount,
-        prefetch: config.live.prefetch,
-        logger,
-      }),
+      source: this.liveSource,
       bufferSize: config.live.bufferSize,
       logger,
     });
@@ -96,7 +98,7 @@ export class Gateway {
   }
 
   /**
-   * Listens at once, so /healthz and /readyz answer while the database and
+   * Listens at once, so /healthz and /readyz respond while the database and
    * the broker are still coming up; those are retried in the background.
    */
   async start(): Promise<void> {
@@ -124,20 +126,34 @@ export class Gateway {
     await this.amqp.start();
     this.databaseReady = this.startDatabaseDependents();
     this.logger.info({ url: this.url }, "gateway listening");
+    void this.ready(2 ** 31 - 1).catch(() => undefined);
   }
 
   /** Resolves when the database is migrated and AMQP is connected. */
   async ready(timeoutMs = 60_000): Promise<void> {
-    const deadline = AbortSignal.timeout(timeoutMs);
-    await Promise.race([
-      Promise.all([this.databaseReady, this.amqp.waitForConnection(timeoutMs)]),
-      new Promise((_, reject) =>
-        deadline.addEventListener("abort", () =>
-          reject(new Error(`gateway not ready after ${timeoutMs} ms`)),
-        ),
-      ),
-    ]);
-    this.currentState = "ready";
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`gateway not ready after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      timer.unref();
+    });
+    try {
+      await Promise.race([
+        Promise.all([
+          this.databaseReady,
+          this.amqp.waitForConnection(timeoutMs),
+        ]),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.currentState === "starting") {
+      this.currentState = "ready";
+      this.logger.info("gateway ready");
+    }
   }
 
   /** Stops accepting work, drains HTTP and WebSocket clients, closes all. */
@@ -152,6 +168,7 @@ export class Gateway {
     await this.guardian?.stop();
     await this.stats.stop();
     await this.live.close();
+    await this.liveSource.close();
     await this.amqp.close();
     await this.db.$disconnect();
     this.currentState = "stopped";

@@ -39,7 +39,7 @@ async function runCheck(
       probe(),
       new Promise((_, reject) =>
         setTimeout(
-          () => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
+          () => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS} ms`)),
           CHECK_TIMEOUT_MS,
         ).unref(),
       ),

@@ -105,10 +105,9 @@ export class BindingService {
     validateExchangeName(input.exchange);
     const problem = validateBindingPattern(input.routingKeyPattern);
     if (problem) {
-      throw new BadInputError(
-        `Invalid routing-key pattern "${input.routingKeyPattern}": ${problem}`,
-        { routingKeyPattern: input.routingKeyPattern },
-      );
+      throw new BadInputError(problem, {
+        routingKeyPattern: input.routingKeyPattern,
+      });
     }
     await authorizeAccount(this.deps, viewer, account);
     return account;

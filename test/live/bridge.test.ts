@@ -49,7 +49,7 @@ async function nextMessage(
   }
 }
 
-/** Calls `read` until `done` holds or time runs out; returns the last value. */
+/** Calls `read` until `done` is true or time runs out; returns the last. */
 async function pollUntil<T>(
   read: () => Promise<T> | T,
   done: (value: T) => boolean,
@@ -131,7 +131,10 @@ class FakeSource implements LiveSource {
 }
 
 describe("LiveBridge core", () => {
-  const key: BindingKey = { exchange: "exchange/fake", routingKeyPattern: "a.#" };
+  const key: BindingKey = {
+    exchange: "exchange/fake",
+    routingKeyPattern: "a.#",
+  };
   const bridges: LiveBridge[] = [];
 
   function createBridge(source: LiveSource, bufferSize = 10): LiveBridge {
@@ -173,9 +176,11 @@ describe("LiveBridge core", () => {
       expect((await nextMessage(fast)).payload).toBe(n);
     }
 
-    const kept = [];
-    for (let i = 0; i < 3; i += 1) kept.push((await nextMessage(slow)).payload);
-    expect(kept).toEqual([3, 4, 5]);
+    const received = [];
+    for (let i = 0; i < 3; i += 1) {
+      received.push((await nextMessage(slow)).payload);
+    }
+    expect(received).toEqual([3, 4, 5]);
     expect(slow.stats()).toEqual({ buffered: 0, lost: 2 });
     expect(fast.stats()).toEqual({ buffered: 0, lost: 0 });
     expect(bridge.stats().lost).toBe(2);
@@ -223,7 +228,7 @@ describe("LiveBridge core", () => {
     const subscription = await bridge.subscribe(key);
 
     const pending = subscription.next();
-    await subscription.return?.();
+    await subscription.return();
 
     await expect(pending).resolves.toEqual({ done: true });
     expect(bridge.stats().bindings).toBe(0);
@@ -236,13 +241,13 @@ describe("LiveBridge core", () => {
     const leaving = await bridge.subscribe(key);
     const staying = await bridge.subscribe(key);
 
-    await leaving.return?.();
+    await leaving.return();
     expect(bridge.stats()).toEqual({ bindings: 1, subscribers: 1, lost: 0 });
     expect(source.openBindings).toBe(1);
     source.publish(key.exchange, "a.c", "still here");
     expect((await nextMessage(staying)).payload).toBe("still here");
 
-    await staying.return?.();
+    await staying.return();
     expect(source.openBindings).toBe(0);
   });
 
@@ -385,7 +390,7 @@ describe("LiveBridge with RabbitMQ", () => {
     return name;
   }
 
-  /** A second source and bridge, closed after the test. */
+  /** Creates a second source and bridge, closed after the test. */
   function createPair(
     over: AmqpConnection,
     rebindIntervalMs?: number,
@@ -428,7 +433,7 @@ describe("LiveBridge with RabbitMQ", () => {
   });
 
   afterEach(async () => {
-    await Promise.all(subscriptions.splice(0).map((s) => s.return?.()));
+    await Promise.all(subscriptions.splice(0).map((s) => s.return()));
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
@@ -514,11 +519,11 @@ describe("LiveBridge with RabbitMQ", () => {
     );
     expect(queue).toBeDefined();
 
-    await first.return?.();
+    await first.return();
     expect(source.stats().bindings).toBe(1);
     expect(await queueExists(queue)).toBe(true);
 
-    await second.return?.();
+    await second.return();
     expect(source.stats().bindings).toBe(0);
     const exists = await pollUntil(
       () => queueExists(queue),
@@ -622,7 +627,8 @@ describe("LiveBridge with RabbitMQ", () => {
 
     const reconnected = once(dropping, "connected");
     // Simulates a network failure on the consumer's connection only.
-    (model.connection as unknown as { stream: Socket }).stream.destroy();
+    const socket = (model.connection as unknown as { stream: Socket }).stream;
+    socket.destroy(new Error("simulated network failure"));
     await reconnected;
     const after = await pollUntil(
       () => liveQueuesBound("again.#"),
