@@ -67,9 +67,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.recovering.on("reconnect-scheduled", ({ attempt, delay, error }) => {
       logger.warn(
         { amqpUrl: this.address, attempt, delayMs: delay, err: error },
-        `RabbitMQ is not reachable over AMQP at ${this.address}; retrying ` +
-          `(start it with \`rabbitmq-server -detached\` or ` +
-          `\`docker compose up rabbitmq\`)`,
+        this.describeFailure(error),
       );
     });
     this.recovering.on("error", (error) => {
@@ -174,6 +172,20 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       "AMQP connection lost; reconnecting",
     );
     this.emit("disconnected", error);
+  }
+
+  private describeFailure(error: Error): string {
+    if (/ACCESS.REFUSED/.test(error.message)) {
+      return (
+        `RabbitMQ at ${this.address} refused the user and password in ` +
+        `AMQP_URL; fix them there. Retrying.`
+      );
+    }
+    return (
+      `RabbitMQ is not reachable over AMQP at ${this.address}; start it ` +
+      `(\`rabbitmq-server -detached\` or \`docker compose up rabbitmq\`). ` +
+      `Retrying.`
+    );
   }
 
   private unavailable(): BrokerUnavailableError {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { applyMigrations, describeDatabase, ensureDatabase } from "../db";
 import { RateLimitedLog, type Logger } from "../logger";
+import { ManagementApiError, type ManagementClient } from "../rabbitmq";
 
 /** Explains a PostgreSQL failure with the address and a next step. */
 export function describeDatabaseError(
@@ -54,6 +55,54 @@ export async function prepareDatabase(
         "database",
         { err: error, attempt, retryInMs: retryIntervalMs },
         describeDatabaseError(databaseUrl, error),
+      );
+      await sleep(retryIntervalMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}
+
+/** Explains a management API failure with the address and a next step. */
+export function describeManagementError(
+  management: ManagementClient,
+  error: unknown,
+): string {
+  if (error instanceof ManagementApiError && error.status === 401) {
+    return (
+      `The RabbitMQ management API at ${management.address} rejected the ` +
+      `user and password in RABBITMQ_MANAGEMENT_URL; fix them there (the ` +
+      `user needs the administrator tag).`
+    );
+  }
+  return (error as Error).message;
+}
+
+/**
+ * Checks the management API until it responds, logging what is missing and
+ * how to fix it, so a missing plugin is reported at start-up.
+ */
+export async function waitForManagement(
+  management: ManagementClient,
+  logger: Logger,
+  retryIntervalMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const errors = new RateLimitedLog(logger);
+  for (let attempt = 1; !signal.aborted; attempt += 1) {
+    try {
+      const overview = await management.overview();
+      logger.info(
+        {
+          managementUrl: management.address,
+          rabbitmqVersion: overview.rabbitmq_version,
+        },
+        "RabbitMQ management API reachable",
+      );
+      return;
+    } catch (error) {
+      errors.error(
+        "management",
+        { err: error, attempt, retryInMs: retryIntervalMs },
+        describeManagementError(management, error),
       );
       await sleep(retryIntervalMs, undefined, { signal }).catch(() => undefined);
     }

@@ -23,7 +23,7 @@ import {
 } from "../schema";
 import { AccountService, BindingService, QueueService } from "../services";
 import { StatsPoller } from "../stats";
-import { prepareDatabase } from "./dependencies";
+import { prepareDatabase, waitForManagement } from "./dependencies";
 import { corsMiddleware, createApp, requestLogger } from "./http";
 import { checkReadiness, collectMetrics } from "./probes";
 import { startWebSocketServer } from "./ws";
@@ -124,6 +124,12 @@ export class Gateway {
     this.mountRoutes(this.app);
     await this.listen();
     await this.amqp.start();
+    void waitForManagement(
+      this.management,
+      this.logger,
+      this.config.retryIntervalMs,
+      this.abort.signal,
+    );
     this.databaseReady = this.startDatabaseDependents();
     this.logger.info({ url: this.url }, "gateway listening");
     void this.ready(2 ** 31 - 1).catch(() => undefined);
