@@ -49,7 +49,9 @@ test("healthz responds while dependencies are missing", async () => {
 
 test("readyz names each failing dependency", async () => {
   const response = await fetch(`${baseUrl()}/readyz`);
-  const body = await response.json();
+  const body = (await response.json()) as {
+    checks: Record<string, { ok: boolean }>;
+  };
   expect(response.status).toBe(503);
   expect(body.checks.database.ok).toBe(false);
   expect(body.checks.management.ok).toBe(false);
@@ -87,7 +89,7 @@ test("graphql returns 503 before database ready", async () => {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ query: "{ viewer { email } }" }),
   });
-  const body = await response.json();
+  const body = (await response.json()) as { errors: { message: string }[] };
   expect(response.status).toBe(503);
   expect(body.errors[0].message).toMatch(/database is not ready/);
 });
