@@ -1,0 +1,182 @@
+// The guardian on the real broker and database: adoption without touching
+// RabbitMQ users, warning and recovery, deletion past the threshold unless
+// unbounded, and queues that vanish. Each test sets thresholds on its own
+// queue's row, so no other queue of the broker crosses them.
+import type { Channel } from "amqplib";
+
+import { Guardian, type GuardianEventRecord } from "../src/guardian";
+import type { Gateway } from "../src/server";
+import {
+  brokerAdmin,
+  Cleanup,
+  eventually,
+  gql,
+  startGateway,
+  tokenFor,
+  uniqueEmail,
+  uniqueName,
+} from "./harness";
+
+const cleanup = new Cleanup();
+let gateway: Gateway;
+let guardian: Guardian;
+let channel: Channel;
+let ownerToken: string;
+const account = uniqueName("guarded");
+const events: GuardianEventRecord[] = [];
+
+beforeAll(async () => {
+  gateway = await startGateway();
+  cleanup.add(() => gateway.stop());
+  const created = await gql(
+    gateway,
+    `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
+    { u: account },
+    (ownerToken = await tokenFor(uniqueEmail("owner"))),
+  );
+  expect(created.errors).toBeUndefined();
+  cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+  guardian = new Guardian({
+    db: gateway.db,
+    management: gateway.management,
+    stats: gateway.stats,
+    events: gateway.guardianEvents,
+    logger: gateway.logger,
+    warnSize: gateway.config.guardian.warnSize,
+    deleteSize: gateway.config.guardian.deleteSize,
+    gatewayAccount: gateway.config.gatewayAccount,
+  });
+  gateway.guardianEvents.on("event", (event) => events.push(event));
+  channel = await gateway.amqp.createChannel();
+  cleanup.add(() => channel.close());
+});
+
+afterAll(() => cleanup.run());
+
+/** Declares a queue over AMQP, as a Pulse consumer would. */
+async function declare(name: string): Promise<string> {
+  await channel.assertQueue(name, { durable: false });
+  cleanup.add(() => brokerAdmin().deleteQueue(name).catch(() => undefined));
+  return name;
+}
+
+async function publish(queue: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i += 1) {
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify({ i })));
+  }
+}
+
+/** Runs guardian passes until the broker reports the size and an event. */
+async function passUntil(
+  queue: string,
+  kind: GuardianEventRecord["kind"],
+): Promise<GuardianEventRecord> {
+  return eventually(async () => {
+    await guardian.check(await gateway.stats.refresh());
+    return events.find((e) => e.queue === queue && e.kind === kind);
+  }, 30_000, 500);
+}
+
+async function setThresholds(
+  queue: string,
+  data: { warnSize?: number; deleteSize?: number; unbounded?: boolean },
+): Promise<void> {
+  await gateway.db.queue.update({ where: { name: queue }, data });
+}
+
+test("adopts an AMQP-declared queue", async () => {
+  const queue = await declare(`queue/${account}/declared-elsewhere`);
+  const before = await brokerAdmin().getPermissions(account);
+  const adopted = await passUntil(queue, "ADOPTED");
+  expect(adopted.account).toBe(account);
+  const row = await gateway.db.queue.findUnique({ where: { name: queue } });
+  expect(row?.accountName).toBe(account);
+  expect(await brokerAdmin().getPermissions(account)).toEqual(before);
+});
+
+test("adoption creates no RabbitMQ user", async () => {
+  const stranger = uniqueName("unknown-account");
+  const queue = await declare(`queue/${stranger}/orphan`);
+  await passUntil(queue, "ADOPTED");
+  expect(await brokerAdmin().userExists(stranger)).toBe(false);
+});
+
+test("ignores queues outside the convention", async () => {
+  const queue = await declare(uniqueName("not-pulse"));
+  await guardian.check(await gateway.stats.refresh());
+  const row = await gateway.db.queue.findUnique({ where: { name: queue } });
+  expect(row).toBeNull();
+});
+
+test("warns then records recovery", async () => {
+  const queue = await declare(`queue/${account}/growing`);
+  await passUntil(queue, "ADOPTED");
+  await setThresholds(queue, { warnSize: 2, deleteSize: 100 });
+  await publish(queue, 3);
+  const warned = await passUntil(queue, "WARNED");
+  expect(warned).toMatchObject({ size: 3, threshold: 2 });
+  const row = await gateway.db.queue.findUnique({ where: { name: queue } });
+  expect(row?.warned).toBe(true);
+
+  await channel.purgeQueue(queue);
+  const recovered = await passUntil(queue, "RECOVERED");
+  expect(recovered).toMatchObject({ size: 0, threshold: 2 });
+});
+
+test("deletes past the delete size", async () => {
+  const queue = await declare(`queue/${account}/overflowing`);
+  await passUntil(queue, "ADOPTED");
+  await setThresholds(queue, { warnSize: 1, deleteSize: 2 });
+  await publish(queue, 3);
+  const deleted = await passUntil(queue, "DELETED");
+  expect(deleted).toMatchObject({ size: 3, threshold: 2 });
+  const names = (await brokerAdmin().listQueues()).map((q) => q.name);
+  expect(names).not.toContain(queue);
+});
+
+test("unbounded queue is not deleted", async () => {
+  const queue = await declare(`queue/${account}/unbounded`);
+  await passUntil(queue, "ADOPTED");
+  await setThresholds(queue, { warnSize: 1, deleteSize: 2, unbounded: true });
+  await publish(queue, 3);
+  await passUntil(queue, "WARNED");
+  await guardian.check(await gateway.stats.refresh());
+  expect(events.filter((e) => e.queue === queue && e.kind === "DELETED")).toEqual([]);
+  await expect(brokerAdmin().getQueue(queue)).resolves.toBeDefined();
+});
+
+test("records a vanished queue", async () => {
+  const queue = await declare(`queue/${account}/fleeting`);
+  await passUntil(queue, "ADOPTED");
+  await channel.deleteQueue(queue);
+  await passUntil(queue, "VANISHED");
+  const row = await gateway.db.queue.findUnique({ where: { name: queue } });
+  expect(row).toBeNull();
+});
+
+test("guardianEvents query returns history", async () => {
+  const queue = events.find((e) => e.kind === "WARNED")!.queue;
+  const response = await gql(
+    gateway,
+    `query ($q: String!) { guardianEvents(queue: $q, limit: 10) { kind size } }`,
+    { q: queue },
+    ownerToken,
+  );
+  const history = response.data?.guardianEvents as { kind: string }[];
+  expect(history.map((event) => event.kind)).toEqual([
+    "RECOVERED",
+    "WARNED",
+    "ADOPTED",
+  ]);
+  expect(history[1]).toEqual({ kind: "WARNED", size: 3 });
+});
+
+test("guardianEvents query hides strangers' queues", async () => {
+  const response = await gql(
+    gateway,
+    "{ guardianEvents(limit: 500) { queue } }",
+    {},
+    await tokenFor(uniqueEmail("stranger")),
+  );
+  expect(response.data?.guardianEvents).toEqual([]);
+});
