@@ -1,4 +1,4 @@
-import { GraphQLError, type GraphQLFormattedError } from "graphql";
+import type { GraphQLError, GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 
 import { ErrorCode, isGatewayError } from "../errors";
@@ -52,16 +52,13 @@ export function createErrorFormatter(logger: Logger, production: boolean) {
   };
 }
 
-/** For graphql-ws, which formats errors itself: a GraphQLError with a code. */
-export function toGraphQLError(error: unknown): GraphQLError {
-  if (isGatewayError(error)) {
-    return new GraphQLError(error.message, {
-      extensions: { ...error.details, code: error.code },
-      originalError: error,
-    });
-  }
-  if (error instanceof GraphQLError) return error;
-  return new GraphQLError((error as Error).message ?? String(error), {
-    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
-  });
+/**
+ * Formats the errors of an execution result the way Apollo's formatError
+ * does over HTTP, for graphql-ws, which sends results as they are.
+ */
+export function formatResultErrors(
+  format: ReturnType<typeof createErrorFormatter>,
+  errors: readonly GraphQLError[],
+): GraphQLFormattedError[] {
+  return errors.map((error) => format(error.toJSON(), error));
 }

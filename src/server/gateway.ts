@@ -118,6 +118,7 @@ export class Gateway {
       verify: this.verify,
       services: this.services,
       logger: this.logger,
+      production: this.config.production,
     });
     this.apollo = this.createApollo(schema);
     await this.apollo.start();

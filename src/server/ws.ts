@@ -7,7 +7,12 @@ import { WebSocketServer } from "ws";
 
 import type { Viewer, VerifyBearer } from "../auth";
 import type { Logger } from "../logger";
-import { toGraphQLError, type GraphQLContext, type Services } from "../schema";
+import {
+  createErrorFormatter,
+  formatResultErrors,
+  type GraphQLContext,
+  type Services,
+} from "../schema";
 
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
@@ -24,6 +29,7 @@ export interface WebSocketOptions {
   verify: VerifyBearer;
   services: Services;
   logger: Logger;
+  production: boolean;
 }
 
 /**
@@ -38,6 +44,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
     path: options.path,
   });
   let connections = 0;
+  const format = createErrorFormatter(logger, options.production);
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
@@ -75,8 +82,12 @@ export function startWebSocketServer(options: WebSocketOptions) {
         services: options.services,
         logger,
       }),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors
+          ? { ...result, errors: formatResultErrors(format, result.errors) }
+          : undefined,
       onError: (_ctx, _id, _payload, errors) =>
-        errors.map((error) => toGraphQLError(error.originalError ?? error)),
+        formatResultErrors(format, errors),
     },
     wsServer,
   );
