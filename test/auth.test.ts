@@ -76,16 +76,19 @@ describe("HTTP", () => {
 });
 
 describe("WebSocket", () => {
-  async function closeCode(token: string | null): Promise<number> {
+  async function closeEvent(
+    token: string | null,
+  ): Promise<{ code: number; reason: string }> {
     const client = wsClient(gateway, token);
     try {
-      return await new Promise<number>((resolve) => {
+      return await new Promise((resolve) => {
         client.subscribe(
           { query: "subscription { guardianEvents { kind } }" },
           {
             next: () => undefined,
-            error: (error) => resolve((error as { code: number }).code),
-            complete: () => resolve(-1),
+            error: (error) =>
+              resolve(error as { code: number; reason: string }),
+            complete: () => resolve({ code: -1, reason: "completed" }),
           },
         );
       });
@@ -95,19 +98,25 @@ describe("WebSocket", () => {
   }
 
   test("missing token closes with 4403", async () => {
-    expect(await closeCode(null)).toBe(4403);
+    const event = await closeEvent(null);
+    expect(event.code).toBe(4403);
+    expect(event.reason).toMatch(/^Missing token/);
   });
 
   test("expired token closes with 4403", async () => {
     const expired = await tokenFor(uniqueEmail(), {
       expiresIn: Math.floor(Date.now() / 1000) - 60,
     });
-    expect(await closeCode(expired)).toBe(4403);
+    const event = await closeEvent(expired);
+    expect(event.code).toBe(4403);
+    expect(event.reason).toMatch(/expired/i);
   });
 
   test("wrongly signed token closes with 4403", async () => {
     const forged = await tokenFor(uniqueEmail(), { secret: "another-secret" });
-    expect(await closeCode(forged)).toBe(4403);
+    const event = await closeEvent(forged);
+    expect(event.code).toBe(4403);
+    expect(event.reason).toMatch(/signature/i);
   });
 
   test("token expiring mid-connection closes it", async () => {
@@ -115,7 +124,9 @@ describe("WebSocket", () => {
       expiresIn: Math.floor(Date.now() / 1000) + 2,
     });
     const started = Date.now();
-    expect(await closeCode(shortLived)).toBe(4403);
+    const event = await closeEvent(shortLived);
+    expect(event.code).toBe(4403);
+    expect(event.reason).toBe("Token expired");
     expect(Date.now() - started).toBeGreaterThan(500);
   });
 });

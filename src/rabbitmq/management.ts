@@ -70,8 +70,17 @@ const QUEUE_COLUMNS = [
   "consumers",
 ].join(",");
 
+/**
+ * Default cap on management API requests in flight. Each request holds a
+ * connection, and the broker fails once it runs out of file descriptors
+ * (1024 on a default Linux install), so a burst of GraphQL fields must
+ * queue here rather than open one connection each.
+ */
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 8;
+
 export class ManagementClient {
   private readonly baseUrl: string;
+  private readonly limiter: ConcurrencyLimiter;
   private readonly authorization: string;
   private readonly vhostSegment: string;
 
@@ -83,7 +92,9 @@ export class ManagementClient {
     managementUrl: string,
     readonly vhost: string,
     private readonly timeoutMs = 10_000,
+    maxConcurrentRequests = DEFAULT_MAX_CONCURRENT_REQUESTS,
   ) {
+    this.limiter = new ConcurrencyLimiter(maxConcurrentRequests);
     const url = new URL(managementUrl);
     const user = decodeURIComponent(url.username);
     const password = decodeURIComponent(url.password);
@@ -223,7 +234,11 @@ export class ManagementClient {
     return `/api/bindings/${this.vhostSegment}/e/${enc(exchange)}/q/${enc(queue)}`;
   }
 
-  private async request<T>(
+  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.limiter.run(() => this.send<T>(method, path, body));
+  }
+
+  private async send<T>(
     method: string,
     path: string,
     body?: unknown,
@@ -250,10 +265,41 @@ export class ManagementClient {
     }
     if (!response.ok) {
       const reason = await readReason(response);
+      if (response.status >= 500) {
+        throw new BrokerUnavailableError(
+          `The RabbitMQ management API at ${this.baseUrl} failed with ` +
+            `${response.status} on ${method} ${path.split("?")[0]}; the ` +
+            `broker may be overloaded or restarting, so retry later.`,
+          { brokerStatus: response.status, brokerReason: reason.slice(0, 200) },
+        );
+      }
       throw new ManagementApiError(method, path, response.status, reason);
     }
     const text = await response.text();
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+}
+
+/** Runs at most `max` tasks at once; the rest wait in order. */
+class ConcurrencyLimiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly max: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active += 1;
+    }
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active -= 1;
+    }
   }
 }
 

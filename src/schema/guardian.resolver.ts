@@ -42,7 +42,10 @@ export class GuardianResolver {
       );
     }
     if (queue) {
-      await context.services.accounts.get(viewer, requireQueueAccount(queue));
+      await context.services.accounts.authorize(
+        viewer,
+        requireQueueAccount(queue),
+      );
       return context.services.guardianEvents.list(queue, limit);
     }
     const events = await context.services.guardianEvents.list(null, MAX_EVENTS);
@@ -68,11 +71,17 @@ export class GuardianResolver {
   }
 }
 
-function subscribeGuardianEvents(
+async function subscribeGuardianEvents(
   args: GuardianEventArgs,
   context: GraphQLContext,
-): AsyncIterable<GuardianEventRecord> {
+): Promise<AsyncIterable<GuardianEventRecord>> {
   const viewer = requireViewer(context);
+  if (args.queue) {
+    await context.services.accounts.authorize(
+      viewer,
+      requireQueueAccount(args.queue),
+    );
+  }
   const log = context.services.guardianEvents;
   return new Repeater<GuardianEventRecord>(async (push, stop) => {
     const onEvent = (event: GuardianEventRecord) => {

@@ -58,10 +58,11 @@ export function startWebSocketServer(options: WebSocketOptions) {
           logger.info({ viewer: viewer.email }, "websocket connected");
           return true;
         } catch (error) {
-          logger.info(
-            { reason: (error as Error).message },
-            "websocket rejected",
-          );
+          const reason = closeReason((error as Error).message);
+          logger.info({ reason }, "websocket rejected");
+          // Closing here, before graphql-ws closes with a bare "Forbidden",
+          // tells the client why its token was rejected.
+          ctx.extra.socket.close(CloseCode.Forbidden, reason);
           return false;
         }
       },
@@ -95,6 +96,15 @@ export function startWebSocketServer(options: WebSocketOptions) {
     dispose: () => cleanup.dispose(),
     connections: () => connections,
   };
+}
+
+/** A WebSocket close reason may hold at most 123 bytes of UTF-8. */
+function closeReason(message: string): string {
+  const limit = 123;
+  if (Buffer.byteLength(message) <= limit) return message;
+  let cut = message.slice(0, limit - 3);
+  while (Buffer.byteLength(cut) > limit - 3) cut = cut.slice(0, -1);
+  return `${cut}...`;
 }
 
 function readAuthorization(

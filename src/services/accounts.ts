@@ -62,6 +62,11 @@ export class AccountService {
     return rows.map(toRecord);
   }
 
+  /** Throws unless the viewer is an admin or an owner of the account. */
+  async authorize(viewer: Viewer, username: string): Promise<void> {
+    await authorizeAccount(this.deps, viewer, username);
+  }
+
   async get(viewer: Viewer, username: string): Promise<AccountRecord> {
     await authorizeAccount(this.deps, viewer, username);
     const row = await this.deps.db.account.findUnique({

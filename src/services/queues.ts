@@ -95,7 +95,18 @@ export class QueueService {
         queue: name,
       });
     }
-    await this.deps.management.declareQueue(name, { durable });
+    try {
+      await this.deps.management.declareQueue(name, { durable });
+    } catch (error) {
+      // A failed reply does not prove the broker declared nothing, and the
+      // queue did not exist before, so remove whatever may have been made.
+      await this.deps.management.deleteQueue(name).catch((undoError) => {
+        if (!isNotFound(undoError)) {
+          logCompensationFailure(this.deps.logger, { queue: name }, undoError);
+        }
+      });
+      throw error;
+    }
     try {
       await this.deps.db.queue.upsert({
         where: { name },
