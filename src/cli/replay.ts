@@ -24,6 +24,9 @@ export interface CliStreams {
 
 type Env = Record<string, string | undefined>;
 
+/** One hour: longer pauses are surely a typing mistake. */
+const MAX_DELAY_MS = 3_600_000;
+
 const USAGE = `Usage: npm run replay -- [--delay-ms N] FILE [FILE...]
 
 Publishes the messages of each recorded Pulse file to the RabbitMQ broker at
@@ -106,10 +109,10 @@ function parseOptions(argv: string[]): ReplayOptions {
   const help = parsed.values.help;
   const rawDelay = parsed.values["delay-ms"];
   const delayMs = Number(rawDelay);
-  if (!/^\d+$/.test(rawDelay) || !Number.isSafeInteger(delayMs)) {
+  if (!/^\d+$/.test(rawDelay) || delayMs > MAX_DELAY_MS) {
     throw new UsageError(
       `--delay-ms is "${rawDelay}"; expected a whole number of ` +
-        `milliseconds, 0 or more.`,
+        `milliseconds from 0 to ${MAX_DELAY_MS}.`,
     );
   }
   if (!help && parsed.positionals.length === 0) {
@@ -129,10 +132,10 @@ async function publishAll(
   streams: CliStreams,
 ): Promise<void> {
   // Logs go to standard error so that standard output contains only the
-  // summaries. The "warn" level leaves out connection notices unless
-  // LOG_LEVEL requests them.
+  // summaries. The "error" level leaves out connection retries, whose
+  // cause the final error names, unless LOG_LEVEL requests them.
   const logger = createLogger({
-    level: env.LOG_LEVEL || "warn",
+    level: env.LOG_LEVEL || "error",
     destination: streams.stderr,
   });
   const connection = new AmqpConnection({ url: amqpUrl, logger });

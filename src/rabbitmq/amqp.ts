@@ -39,6 +39,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private model: ChannelModel | null = null;
   private publishChannel: Promise<ConfirmChannel> | null = null;
   private currentState: AmqpState = "connecting";
+  private lastError: Error | null = null;
   readonly address: string;
 
   constructor(private readonly options: AmqpOptions) {
@@ -65,6 +66,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     this.recovering.on("connect", (model) => this.onConnect(model));
     this.recovering.on("disconnect", (error) => this.onDisconnect(error));
     this.recovering.on("reconnect-scheduled", ({ attempt, delay, error }) => {
+      this.lastError = error;
       logger.warn(
         { amqpUrl: this.address, attempt, delayMs: delay, err: error },
         this.describeFailure(error),
@@ -189,10 +191,10 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   }
 
   private unavailable(): BrokerUnavailableError {
-    return new BrokerUnavailableError(
-      `RabbitMQ is not reachable over AMQP at ${this.address}; start it ` +
-        `(\`rabbitmq-server -detached\`) and try again.`,
-      { amqpUrl: this.address },
-    );
+    const message = this.lastError
+      ? this.describeFailure(this.lastError).replace(/ Retrying\.$/, "")
+      : `RabbitMQ is not reachable over AMQP at ${this.address}; start it ` +
+        `(\`rabbitmq-server -detached\`) and try again.`;
+    return new BrokerUnavailableError(message, { amqpUrl: this.address });
   }
 }

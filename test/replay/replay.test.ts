@@ -480,6 +480,15 @@ describe("replay CLI", () => {
     expect(code).toBe(1);
     expect(output.stderr.text).toMatch(/--delay-ms is "-5"/);
   });
+
+  test("rejects delay over an hour", async () => {
+    const output = captureStreams();
+
+    const code = await replayMain(["--delay-ms=3600001", HG_FILE], {}, output);
+
+    expect(code).toBe(1);
+    expect(output.stderr.text).toMatch(/from 0 to 3600000/);
+  });
 });
 
 function captureStreams() {
