@@ -3,3 +3,4 @@
 export { buildGatewaySchema } from "./build";
 export { createErrorFormatter, formatResultErrors } from "./errors";
 export type { GraphQLContext, Services } from "./context";
+export { maxFieldsRule, MAX_FIELDS_PER_REQUEST } from "./limits";

@@ -17,6 +17,7 @@ import type { Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
+  maxFieldsRule,
   createErrorFormatter,
   type GraphQLContext,
   type Services,
@@ -24,7 +25,13 @@ import {
 import { AccountService, BindingService, QueueService } from "../services";
 import { StatsPoller } from "../stats";
 import { prepareDatabase, waitForManagement } from "./dependencies";
-import { corsMiddleware, createApp, requestLogger } from "./http";
+import {
+  corsMiddleware,
+  createApp,
+  jsonErrorHandler,
+  MAX_BODY,
+  requestLogger,
+} from "./http";
 import { checkReadiness, collectMetrics } from "./probes";
 import { startWebSocketServer } from "./ws";
 
@@ -234,6 +241,7 @@ export class Gateway {
       schema,
       logger: this.logger,
       introspection: true,
+      validationRules: [maxFieldsRule()],
       // The gateway handles SIGINT and SIGTERM itself (see main.ts).
       stopOnTerminationSignals: false,
       formatError: createErrorFormatter(this.logger, this.config.production),
@@ -281,11 +289,12 @@ export class Gateway {
     });
     app.use(
       GRAPHQL_PATH,
-      express.json({ limit: "1mb" }),
+      express.json({ limit: MAX_BODY }),
       expressMiddleware(this.apollo!, {
         context: async ({ req, res }) => this.httpContext(req, res),
       }),
     );
+    app.use(jsonErrorHandler(this.logger));
   }
 
   private async httpContext(

@@ -1,6 +1,10 @@
 import { randomUUID } from "node:crypto";
 
-import express, { type Express, type RequestHandler } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type RequestHandler,
+} from "express";
 
 import type { Logger } from "../logger";
 
@@ -51,4 +55,37 @@ export function createApp(): Express {
   const app = express();
   app.disable("x-powered-by");
   return app;
+}
+
+/** Largest accepted request body, for express.json(). */
+export const MAX_BODY = "1mb";
+
+/**
+ * Answers body-parser failures and other unhandled errors with a GraphQL
+ * error body in JSON, not Express's HTML page with a stack trace.
+ */
+export function jsonErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, _req, res, _next) => {
+    const type = (error as { type?: string }).type;
+    if (type === "entity.too.large") {
+      res.status(413).json(errorBody(
+        `The request body is larger than ${MAX_BODY}; send a smaller request.`,
+        "BAD_USER_INPUT",
+      ));
+      return;
+    }
+    if (type === "entity.parse.failed") {
+      res.status(400).json(errorBody(
+        `The request body is not valid JSON: ${(error as Error).message}.`,
+        "BAD_USER_INPUT",
+      ));
+      return;
+    }
+    (res.locals.logger ?? logger).error({ err: error }, "request failed");
+    res.status(500).json(errorBody("Internal server error.", "INTERNAL_SERVER_ERROR"));
+  };
+}
+
+function errorBody(message: string, code: string) {
+  return { errors: [{ message, extensions: { code } }] };
 }

@@ -1,6 +1,6 @@
 import type { Server as HttpServer } from "node:http";
 
-import type { GraphQLSchema } from "graphql";
+import { specifiedRules, validate, type GraphQLSchema } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -10,6 +10,7 @@ import type { Logger } from "../logger";
 import {
   createErrorFormatter,
   formatResultErrors,
+  maxFieldsRule,
   type GraphQLContext,
   type Services,
 } from "../schema";
@@ -48,6 +49,8 @@ export function startWebSocketServer(options: WebSocketOptions) {
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
+      validate: (schema, document) =>
+        validate(schema, document, [...specifiedRules, maxFieldsRule()]),
       onConnect: async (ctx) => {
         const authorization = readAuthorization(ctx.connectionParams);
         try {
