@@ -100,6 +100,27 @@ test("reserved name rejected", async () => {
   expect(response.errors?.[0].message).toMatch(/reserved/);
 });
 
+test("reserved name ignores case", async () => {
+  const response = await createAccount("Guest");
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors?.[0].message).toMatch(/reserved/);
+});
+
+test("long name cut in message", async () => {
+  const response = await createAccount(`a${"b".repeat(299)}`);
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors?.[0].message.length).toBeLessThan(300);
+  expect(response.errors?.[0].message).toContain("(300 characters)");
+});
+
+test("too many owners rejected", async () => {
+  const username = uniqueName("crowded");
+  const owners = Array.from({ length: 25 }, (_, i) => `o${i}@example.com`);
+  const response = await createAccount(username, owners);
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(await brokerAdmin().userExists(username)).toBe(false);
+});
+
 test("gateway's own account reserved", async () => {
   const response = await createAccount(gateway.config.gatewayAccount);
   expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);

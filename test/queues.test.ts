@@ -92,6 +92,8 @@ test.each([
   ["question mark", "a?b"],
   ["space", "a b"],
   ["too long", "x".repeat(256)],
+  ["dot word", "."],
+  ["dot-dot path", "x/../../other"],
 ])("malformed queue name rejected: %s", async (_case, name) => {
   const response = await createQueue(name);
   expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);

@@ -10,7 +10,7 @@ import {
 } from "jose";
 
 import type { JwtConfig } from "../config";
-import { UnauthenticatedError } from "../errors";
+import { quote, UnauthenticatedError } from "../errors";
 
 export interface Viewer {
   email: string;
@@ -115,7 +115,9 @@ function readEmail(payload: JWTPayload): string {
   const email = payload.email;
   if (typeof email !== "string" || !isEmail(email)) {
     throw new UnauthenticatedError(
-      `Token has no valid "email" claim (got ${JSON.stringify(email ?? null)}); ` +
+      `Token has no valid "email" claim (got ${
+        typeof email === "string" ? quote(email) : JSON.stringify(email ?? null)
+      }); ` +
         "the gateway identifies callers by e-mail address.",
     );
   }

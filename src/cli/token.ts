@@ -41,6 +41,9 @@ const SECONDS_PER_UNIT: Record<string, number> = {
   w: 604_800,
 };
 
+/** Longest lifetime a local token may have: one year. */
+const MAX_SECONDS = 365 * 86_400;
+
 class UsageError extends Error {}
 
 type TokenOptions =
@@ -134,10 +137,10 @@ function parseOptions(argv: string[]): TokenOptions {
 function parseDuration(raw: string): number {
   const match = /^(\d+)([smhdw])$/.exec(raw);
   const seconds = match ? Number(match[1]) * SECONDS_PER_UNIT[match[2]] : 0;
-  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+  if (!Number.isSafeInteger(seconds) || seconds <= 0 || seconds > MAX_SECONDS) {
     throw new UsageError(
       `--expires-in is "${raw}"; expected a positive whole number with ` +
-        `the unit s, m, h, d or w, for example 30m, 12h or 7d.`,
+        `the unit s, m, h, d or w, at most 365d, for example 30m, 12h or 7d.`,
     );
   }
   return seconds;

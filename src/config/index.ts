@@ -181,10 +181,11 @@ function readUrl(env: Env, name: string, fallback: string): string {
   return raw;
 }
 
+// Case-insensitive, so that "Guest" cannot slip past a reserved "guest".
 function readRegExp(env: Env, name: string, fallback: string): RegExp {
   const raw = env[name] ?? fallback;
   try {
-    return new RegExp(raw);
+    return new RegExp(raw, "i");
   } catch (error) {
     throw new ConfigError(
       `${name} is not a valid regular expression: "${raw}" ` +

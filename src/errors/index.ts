@@ -67,3 +67,12 @@ export class BrokerUnavailableError extends GatewayError {
 export function isGatewayError(error: unknown): error is GatewayError {
   return error instanceof GatewayError;
 }
+
+/**
+ * Quotes a value for an error message, cut to `max` characters so that a
+ * hostile input cannot make the message itself huge.
+ */
+export function quote(value: string, max = 80): string {
+  if (value.length <= max) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, max))}... (${value.length} characters)`;
+}

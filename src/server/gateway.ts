@@ -117,6 +117,14 @@ export class Gateway {
           "JWT_JWKS_URL for real use",
       );
     }
+    const secret = this.config.jwt.secret;
+    if (secret && !this.config.jwt.usesDevelopmentSecret && secret.length < 32) {
+      this.logger.warn(
+        { length: secret.length },
+        "JWT_SECRET is shorter than 32 characters, so tokens are easier " +
+          "to forge; use a long random value",
+      );
+    }
     const schema = await buildGatewaySchema();
     this.ws = startWebSocketServer({
       httpServer: this.httpServer,

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 
 import { isEmail, type Viewer } from "../auth";
-import { BadInputError, ConflictError, NotFoundError } from "../errors";
+import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
 import {
   accountPermissions,
   validateAccountName,
@@ -149,9 +149,16 @@ export class AccountService {
       where: { username },
       select: { id: true },
     });
-    if (inDatabase || (await this.deps.management.userExists(username))) {
+    if (inDatabase) {
       throw new ConflictError(
         `Account "${username}" already exists; choose another name.`,
+        { account: username },
+      );
+    }
+    if (await this.deps.management.userExists(username)) {
+      throw new ConflictError(
+        `A RabbitMQ user "${username}" already exists, created outside ` +
+          `this gateway; choose another name, or ask an admin about it.`,
         { account: username },
       );
     }
@@ -176,12 +183,22 @@ export class AccountService {
   }
 }
 
+/** Owners per account, the creator included. */
+export const MAX_OWNERS = 20;
+
 function normalizeOwners(viewer: Viewer, owners: string[]): string[] {
+  if (owners.length >= MAX_OWNERS) {
+    throw new BadInputError(
+      `Too many owners (${owners.length}): an account has at most ` +
+        `${MAX_OWNERS}, the creator included.`,
+      { owners: owners.length },
+    );
+  }
   const all = [viewer.email, ...owners.map((email) => email.trim().toLowerCase())];
   for (const email of all) {
     if (!isEmail(email)) {
       throw new BadInputError(
-        `Invalid owner "${email}": owners are e-mail addresses such as ` +
+        `Invalid owner ${quote(email)}: owners are e-mail addresses such as ` +
           `"someone@example.com".`,
         { owner: email },
       );

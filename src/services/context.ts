@@ -32,8 +32,8 @@ export async function authorizeAccount(
   if (viewer.isAdmin) return account?.id ?? null;
   if (!account) {
     throw new NotFoundError(
-      `Account "${username}" not found; check the name, or create it with ` +
-        `createAccount.`,
+      `Account "${username}" not found among the accounts this gateway ` +
+        `manages; check the name with the accounts query.`,
       { account: username },
     );
   }

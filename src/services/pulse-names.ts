@@ -1,12 +1,13 @@
 // Pulse's naming rules: account names, queue and exchange names, and the
 // RabbitMQ permissions that confine an account to its own names.
-import { BadInputError } from "../errors";
+import { BadInputError, quote } from "../errors";
 
 /** PulseGuardian's rule for RabbitMQ user names. */
 export const ACCOUNT_NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9._-]*$/;
 
 // The part of a queue name after queue/<account>/: words of letters,
-// digits, `.`, `_`, `-` and `:`, separated by single slashes.
+// digits, `.`, `_`, `-` and `:`, separated by single slashes. Words made
+// only of dots are rejected too, because they read as paths.
 const QUEUE_SUFFIX_PATTERN = /^[A-Za-z0-9._:-]+(\/[A-Za-z0-9._:-]+)*$/;
 
 /** RabbitMQ limits queue, exchange and user names to 255 bytes of UTF-8. */
@@ -25,21 +26,21 @@ export function validateAccountName(
 ): void {
   if (!ACCOUNT_NAME_PATTERN.test(username)) {
     throw new BadInputError(
-      `Invalid account name "${username}": it must start with a letter ` +
+      `Invalid account name ${quote(username)}: it must start with a letter ` +
         `and contain only letters, digits, ".", "_" and "-".`,
       { username },
     );
   }
   if (byteLength(username) > 200) {
     throw new BadInputError(
-      `Account name "${username}" is too long: use at most 200 characters, ` +
+      `Account name ${quote(username)} is too long: use at most 200 characters, ` +
         `so that its queue names fit RabbitMQ's 255-byte limit.`,
       { username },
     );
   }
   if (reserved.test(username) || username === gatewayAccount) {
     throw new BadInputError(
-      `Account name "${username}" is reserved; choose another name.`,
+      `Account name ${quote(username)} is reserved; choose another name.`,
       { username },
     );
   }
@@ -60,10 +61,12 @@ export function buildQueueName(account: string, name: string): string {
   const suffix = name.startsWith(`queue/${account}/`)
     ? name.slice(`queue/${account}/`.length)
     : name;
-  if (!QUEUE_SUFFIX_PATTERN.test(suffix)) {
+  const dotSegment = suffix.split("/").some((part) => /^\.+$/.test(part));
+  if (!QUEUE_SUFFIX_PATTERN.test(suffix) || dotSegment) {
     throw new BadInputError(
-      `Invalid queue name "${name}": use letters, digits, ".", "_", "-" ` +
-        `and ":", in words separated by single "/"; the gateway adds the ` +
+      `Invalid queue name ${quote(name)}: use letters, digits, ".", "_", "-" ` +
+        `and ":", in words separated by single "/" (a word of dots alone is ` +
+        `not allowed); the gateway adds the ` +
         `"queue/${account}/" prefix itself.`,
       { name },
     );
@@ -71,7 +74,7 @@ export function buildQueueName(account: string, name: string): string {
   const full = `queue/${account}/${suffix}`;
   if (byteLength(full) > MAX_NAME_BYTES) {
     throw new BadInputError(
-      `Queue name "${full}" is longer than RabbitMQ's limit of ` +
+      `Queue name ${quote(full)} is longer than RabbitMQ's limit of ` +
         `${MAX_NAME_BYTES} bytes; shorten it.`,
       { name },
     );
@@ -94,7 +97,7 @@ export function requireQueueAccount(queueName: string): string {
   const account = queueAccount(queueName);
   if (account === null) {
     throw new BadInputError(
-      `Invalid queue name "${queueName}": Pulse queues are named ` +
+      `Invalid queue name ${quote(queueName)}: Pulse queues are named ` +
         `"queue/<account>/<name>".`,
       { queue: queueName },
     );
@@ -106,7 +109,7 @@ export function requireQueueAccount(queueName: string): string {
 export function validateExchangeName(exchange: string): void {
   if (!/^exchange\/[^\s]+$/.test(exchange) || exchange.endsWith("/")) {
     throw new BadInputError(
-      `Invalid exchange name "${exchange}": Pulse exchanges are named ` +
+      `Invalid exchange name ${quote(exchange)}: Pulse exchanges are named ` +
         `"exchange/<owner>/<name>", for example ` +
         `"exchange/taskcluster-queue/v1/task-completed".`,
       { exchange },
@@ -114,7 +117,7 @@ export function validateExchangeName(exchange: string): void {
   }
   if (byteLength(exchange) > MAX_NAME_BYTES) {
     throw new BadInputError(
-      `Exchange name "${exchange.slice(0, 40)}…" is longer than RabbitMQ's ` +
+      `Exchange name ${quote(exchange)} is longer than RabbitMQ's ` +
         `limit of ${MAX_NAME_BYTES} bytes.`,
       { exchange },
     );
