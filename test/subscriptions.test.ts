@@ -7,7 +7,9 @@ import {
   brokerAdmin,
   Cleanup,
   Collected,
+  errorCodes,
   eventually,
+  gql,
   startGateway,
   tokenFor,
   uniqueEmail,
@@ -38,6 +40,13 @@ beforeAll(async () => {
     await channel.deleteExchange(exchange);
     await channel.close();
   });
+});
+
+// Each test starts with no live subscriber, so counts compare cleanly.
+afterEach(async () => {
+  await eventually(async () =>
+    gateway.live.stats().subscribers === 0 ? true : undefined,
+  );
 });
 
 afterAll(() => cleanup.run());
@@ -158,5 +167,200 @@ test.each([
   await feed.until(() => feed.errors.length > 0);
   expect(feed.errors[0]).toMatchObject({
     extensions: { code: "BAD_USER_INPUT" },
+  });
+});
+
+const MULTI = `subscription ($bindings: [LiveBindingInput!], $filter: [PayloadCondition!]) {
+  messages(bindings: $bindings, filter: $filter) {
+    routingKey payload binding { exchange routingKeyPattern } notice { kind }
+  }
+}`;
+
+test("several bindings tag their messages", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const bindings = [
+    { exchange, routingKeyPattern: "m.a.*" },
+    { exchange, routingKeyPattern: "m.b.*" },
+  ];
+  const before = gateway.live.stats().subscribers;
+  const feed = new Collected(client, MULTI, { bindings });
+  await eventually(async () =>
+    gateway.live.stats().subscribers >= before + 2 ? true : undefined,
+  );
+  await publish("m.a.1", { n: 1 });
+  await publish("m.c.1", { n: 2 });
+  await publish("m.b.1", { n: 3 });
+  await feed.until(() => feed.events.length === 2);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const received = feed.events.map((e: any) => [
+    e.messages.routingKey,
+    e.messages.binding.routingKeyPattern,
+  ]);
+  expect(received.sort()).toEqual([
+    ["m.a.1", "m.a.*"],
+    ["m.b.1", "m.b.*"],
+  ]);
+  feed.stop();
+});
+
+test("payload filter selects on the server", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const before = gateway.live.stats().subscribers;
+  const feed = new Collected(client, MULTI, {
+    bindings: [{ exchange, routingKeyPattern: "f.#" }],
+    filter: [
+      { path: "status.state", equals: "failed" },
+      { path: "status.workerType", in: ["linux", "mac"] },
+      { path: "status.retried", exists: false },
+    ],
+  });
+  await eventually(async () => {
+    if (feed.errors.length > 0) throw new Error(JSON.stringify(feed.errors));
+    return gateway.live.stats().subscribers > before ? true : undefined;
+  });
+  const payloads = [
+    { id: 1, status: { state: "failed", workerType: "linux" } },
+    { id: 2, status: { state: "completed", workerType: "linux" } },
+    { id: 3, status: { state: "failed", workerType: "windows" } },
+    { id: 4, status: { state: "failed", workerType: "mac", retried: true } },
+    { id: 5, status: { state: "failed", workerType: "mac" } },
+    { id: 6, note: "no status" },
+  ];
+  for (const payload of payloads) await publish("f.x", payload);
+  await feed.until(() => feed.events.length >= 2);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(feed.events.map((e: any) => e.messages.payload.id)).toEqual([1, 5]);
+  feed.stop();
+});
+
+test("filter needs exactly one operator", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const feed = new Collected(client, MULTI, {
+    bindings: [{ exchange, routingKeyPattern: "#" }],
+    filter: [{ path: "a", equals: 1, exists: true }],
+  });
+  const before = gateway.live.stats().bindings;
+  await feed.until(() => feed.errors.length > 0);
+  expect(feed.errors[0]).toMatchObject({
+    extensions: { code: "BAD_USER_INPUT" },
+  });
+  expect(gateway.live.stats().bindings).toBe(before);
+});
+
+test("exchange and bindings together rejected", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const feed = new Collected(
+    client,
+    `subscription ($exchange: String, $bindings: [LiveBindingInput!]) {
+       messages(exchange: $exchange, bindings: $bindings) { routingKey }
+     }`,
+    { exchange, bindings: [{ exchange, routingKeyPattern: "#" }] },
+  );
+  await feed.until(() => feed.errors.length > 0);
+  expect(feed.errors[0]).toMatchObject({
+    extensions: { code: "BAD_USER_INPUT" },
+  });
+});
+
+describe("queueStats", () => {
+  const account = uniqueName("stats");
+  const queue = `queue/${account}/watched`;
+  let owner: string;
+
+  beforeAll(async () => {
+    owner = await tokenFor(uniqueEmail("stats-owner"));
+    await gql(
+      gateway,
+      `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
+      { u: account },
+      owner,
+    );
+    cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+    await gql(
+      gateway,
+      `mutation ($a: String!) { createQueue(input: { account: $a, name: "watched" }) { name } }`,
+      { a: account },
+      owner,
+    );
+    cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+  });
+
+  const STATS = `subscription ($names: [String!]) {
+    queueStats(names: $names) { name messages consumers }
+  }`;
+
+  test("pushes the selected queues each poll", async () => {
+    const client = wsClient(gateway, owner);
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, STATS, { names: [queue] });
+    await gateway.stats.refresh();
+    await feed.until(() => feed.events.length >= 1);
+    await gateway.stats.refresh();
+    await feed.until(() => feed.events.length >= 2);
+    const latest = feed.events.at(-1) as any;
+    expect(latest.queueStats.map((q: any) => q.name)).toEqual([queue]);
+    feed.stop();
+  });
+
+  test("stranger's queue is forbidden", async () => {
+    const stranger = await tokenFor(uniqueEmail("stranger"));
+    const client = wsClient(gateway, stranger);
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, STATS, { names: [queue] });
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.errors[0]).toMatchObject({ extensions: { code: "FORBIDDEN" } });
+  });
+});
+
+describe("anonymous subscriptions", () => {
+  let open: Gateway;
+
+  beforeAll(async () => {
+    open = await startGateway({ allowAnonymousSubscriptions: true });
+    cleanup.add(() => open.stop());
+  });
+
+  test("messages allowed without token", async () => {
+    const client = wsClient(open, null);
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, MESSAGES, { exchange, pattern: "anon.#" });
+    await eventually(async () =>
+      open.live.stats().subscribers >= 1 ? true : undefined,
+    );
+    await open.amqp.publish(exchange, "anon.1", Buffer.from('{"ok":true}'));
+    await feed.until(() => feed.events.length === 1);
+    feed.stop();
+  });
+
+  test("guardianEvents still needs a token", async () => {
+    const client = wsClient(open, null);
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, "subscription { guardianEvents { kind } }");
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.errors[0]).toMatchObject({
+      extensions: { code: "UNAUTHENTICATED" },
+    });
+  });
+
+  test("off by default", async () => {
+    const response = await new Promise<number>((resolve) => {
+      const client = wsClient(gateway, null);
+      client.subscribe(
+        { query: MESSAGES, variables: { exchange, pattern: "#" } },
+        {
+          next: () => undefined,
+          error: (error) => {
+            resolve((error as { code: number }).code);
+            void client.dispose();
+          },
+          complete: () => resolve(-1),
+        },
+      );
+    });
+    expect(response).toBe(4403);
   });
 });

@@ -46,6 +46,8 @@ export interface Config {
   guardian: GuardianConfig;
   live: LiveConfig;
   corsOrigins: string[];
+  /** Lets sockets without a token use the messages subscription (false). */
+  allowAnonymousSubscriptions: boolean;
   logLevel: string;
   /** Delay between attempts to reach a missing dependency (5000). */
   retryIntervalMs: number;
@@ -103,6 +105,11 @@ export function loadConfig(
       bufferSize: readInt(env, "LIVE_BUFFER_SIZE", 1000, 1),
     },
     corsOrigins: readList(env.CORS_ORIGINS),
+    allowAnonymousSubscriptions: readBool(
+      env,
+      "ALLOW_ANONYMOUS_SUBSCRIPTIONS",
+      false,
+    ),
     logLevel: env.LOG_LEVEL ?? "info",
     retryIntervalMs: readInt(env, "RETRY_INTERVAL_MS", 5000, 10),
   };

@@ -52,6 +52,7 @@ export interface AmqpLiveSourceStats {
 
 type OnMessage = (message: LiveMessage) => void;
 type OnEnd = (error: Error) => void;
+type OnGap = () => void;
 
 type ConsumerState =
   | "starting"
@@ -87,10 +88,17 @@ export class AmqpLiveSource implements LiveSource {
     key: BindingKey,
     onMessage: OnMessage,
     onEnd: OnEnd,
+    onGap: OnGap = () => undefined,
   ): Promise<SourceHandle> {
     if (this.closed) throw new Error("AmqpLiveSource is closed.");
     const model = this.options.connection.current();
-    const consumer = new LiveConsumer(key, this.options, onMessage, onEnd);
+    const consumer = new LiveConsumer(
+      key,
+      this.options,
+      onMessage,
+      onEnd,
+      onGap,
+    );
     // Added before it starts, so a reconnect during start can resume it.
     this.consumers.add(consumer);
     try {
@@ -186,6 +194,7 @@ class LiveConsumer {
     private readonly options: AmqpLiveSourceOptions,
     private readonly onMessage: OnMessage,
     private readonly onEnd: OnEnd,
+    private readonly onGap: OnGap,
   ) {
     this.logger = options.logger.child({
       exchange: key.exchange,
@@ -227,6 +236,7 @@ class LiveConsumer {
       { queue: this.queue },
       "live binding restored after the AMQP connection came back",
     );
+    this.onGap();
   }
 
   /** Binds the queue again; see AmqpLiveSourceOptions.rebindIntervalMs. */
@@ -356,6 +366,7 @@ class LiveConsumer {
       ccRoutingKeys: readCcHeader(message.properties.headers),
       payload,
       redelivered: message.fields.redelivered,
+      timestamp: readTimestamp(message.properties.timestamp),
     };
   }
 
@@ -538,4 +549,11 @@ function bindingError(
         { cause: error },
       );
   }
+}
+
+/** AMQP timestamps are seconds since the epoch; absent ones mean "now". */
+function readTimestamp(seconds: unknown): Date {
+  return typeof seconds === "number" && Number.isFinite(seconds)
+    ? new Date(seconds * 1000)
+    : new Date();
 }

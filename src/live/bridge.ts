@@ -2,7 +2,18 @@ import { BadInputError } from "../errors";
 import type { Logger } from "../logger";
 import { validateBindingPattern } from "./topic";
 
-/** One message delivered to a live binding. */
+/**
+ * Something a subscriber should know about its stream rather than a
+ * message: LOST after its buffer overflowed (`lost` says how many messages
+ * went), GAP after the broker connection dropped and came back, during
+ * which messages may have been published and missed.
+ */
+export interface LiveNotice {
+  kind: "LOST" | "GAP";
+  lost: number;
+}
+
+/** One message delivered to a live binding, or a notice about the stream. */
 export interface LiveMessage {
   exchange: string;
   routingKey: string;
@@ -11,6 +22,10 @@ export interface LiveMessage {
   /** Parsed JSON body, or the body decoded as UTF-8 text if it is not JSON. */
   payload: unknown;
   redelivered: boolean;
+  /** The publisher's AMQP timestamp, or when the gateway received it. */
+  timestamp?: Date;
+  /** Set on notices only; their routingKey is "" and payload null. */
+  notice?: LiveNotice;
 }
 
 export interface BindingKey {
@@ -33,6 +48,7 @@ export interface LiveSource {
     key: BindingKey,
     onMessage: (message: LiveMessage) => void,
     onEnd: (error: Error) => void,
+    onGap?: () => void,
   ): Promise<SourceHandle>;
 }
 
@@ -89,8 +105,11 @@ class Subscriber implements LiveSubscription {
   private ended = false;
   private left = false;
   private lost = 0;
+  /** Messages dropped since the last LOST notice was read. */
+  private unreported = 0;
 
   constructor(
+    private readonly key: BindingKey,
     private readonly capacity: number,
     private readonly onDrop: () => void,
     private readonly onLeave: () => void,
@@ -110,9 +129,15 @@ class Subscriber implements LiveSubscription {
     if (this.buffer.length >= this.capacity) {
       this.buffer.shift();
       this.lost += 1;
+      this.unreported += 1;
       this.onDrop();
     }
     this.buffer.push(message);
+  }
+
+  /** Queues a GAP notice behind the messages already buffered. */
+  pushGap(): void {
+    this.push(notice(this.key, "GAP", 0));
   }
 
   /**
@@ -135,6 +160,12 @@ class Subscriber implements LiveSubscription {
   }
 
   next(): Promise<IteratorResult<LiveMessage>> {
+    // The dropped messages were the oldest, so the notice comes first.
+    if (this.unreported > 0 && !this.ended) {
+      const lost = this.unreported;
+      this.unreported = 0;
+      return Promise.resolve({ done: false, value: notice(this.key, "LOST", lost) });
+    }
     const message = this.buffer.shift();
     if (message !== undefined) {
       return Promise.resolve({ done: false, value: message });
@@ -232,6 +263,7 @@ export class LiveBridge {
 
     const binding = this.bindingFor(key);
     const subscriber: Subscriber = new Subscriber(
+      binding.key,
       this.bufferSize,
       () => {
         this.lost += 1;
@@ -306,6 +338,7 @@ export class LiveBridge {
         binding.key,
         (message) => this.deliver(binding, message),
         (error) => this.endBinding(binding, error),
+        () => this.reportGap(binding),
       );
     } catch (error) {
       this.forget(binding);
@@ -323,6 +356,15 @@ export class LiveBridge {
 
   private deliver(binding: Binding, message: LiveMessage): void {
     for (const subscriber of binding.subscribers) subscriber.push(message);
+  }
+
+  private reportGap(binding: Binding): void {
+    const { exchange, routingKeyPattern } = binding.key;
+    this.logger.info(
+      { exchange, routingKeyPattern, subscribers: binding.subscribers.size },
+      "live binding resumed after a gap; notifying its subscribers",
+    );
+    for (const subscriber of binding.subscribers) subscriber.pushGap();
   }
 
   private endBinding(binding: Binding, error: Error): void {
@@ -385,6 +427,22 @@ export class LiveBridge {
     this.pending.add(work);
     void work.finally(() => this.pending.delete(work));
   }
+}
+
+function notice(
+  key: BindingKey,
+  kind: LiveNotice["kind"],
+  lost: number,
+): LiveMessage {
+  return {
+    exchange: key.exchange,
+    routingKey: "",
+    ccRoutingKeys: [],
+    payload: null,
+    redelivered: false,
+    timestamp: new Date(),
+    notice: { kind, lost },
+  };
 }
 
 function checkBindingKey(key: BindingKey): void {

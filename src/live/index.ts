@@ -11,6 +11,7 @@ export {
   type LiveBridgeOptions,
   type LiveBridgeStats,
   type LiveMessage,
+  type LiveNotice,
   type LiveSource,
   type LiveSubscription,
   type SourceHandle,
@@ -22,3 +23,9 @@ export {
   matchesTopic,
   validateBindingPattern,
 } from "./topic";
+export {
+  compileFilter,
+  type PayloadCondition,
+  type PayloadPredicate,
+} from "./filter";
+export { mergeSubscriptions, type TaggedMessage } from "./merge";

@@ -8,6 +8,7 @@ import { AccountResolver } from "./account.resolver";
 import { GuardianResolver } from "./guardian.resolver";
 import { MessageResolver } from "./message.resolver";
 import { QueueResolver } from "./queue.resolver";
+import { StatsResolver } from "./stats.resolver";
 import { ViewerResolver } from "./viewer.resolver";
 
 /** Builds the executable schema from the resolver classes. */
@@ -19,6 +20,7 @@ export function buildGatewaySchema(): Promise<GraphQLSchema> {
       QueueResolver,
       GuardianResolver,
       MessageResolver,
+      StatsResolver,
     ],
     // Every subscription here has its own subscribe function; type-graphql
     // still insists on a PubSub once any subscription exists.

@@ -3,6 +3,7 @@ import { UnauthenticatedError } from "../errors";
 import type { GuardianEventLog } from "../guardian";
 import type { LiveBridge } from "../live";
 import type { Logger } from "../logger";
+import type { StatsPoller } from "../stats";
 import type {
   AccountService,
   BindingService,
@@ -15,6 +16,7 @@ export interface Services {
   bindings: BindingService;
   guardianEvents: GuardianEventLog;
   live: LiveBridge;
+  stats: StatsPoller;
 }
 
 /** Per-operation context, for HTTP and graphql-ws alike. */
@@ -24,6 +26,8 @@ export interface GraphQLContext {
   authError: Error | null;
   services: Services;
   logger: Logger;
+  /** True when ALLOW_ANONYMOUS_SUBSCRIPTIONS lets `messages` skip the token. */
+  allowAnonymous?: boolean;
 }
 
 /** Returns the signed-in viewer or throws UNAUTHENTICATED. */

@@ -1,49 +1,107 @@
 import { Arg, Ctx, Resolver, Root, Subscription } from "type-graphql";
 
 import { BadInputError } from "../errors";
-import type { LiveMessage as LiveMessageRecord } from "../live";
-import { validateBindingPattern } from "../live/topic";
+import {
+  compileFilter,
+  mergeSubscriptions,
+  validateBindingPattern,
+  type BindingKey,
+  type LiveSubscription,
+  type TaggedMessage,
+} from "../live";
 import { validateExchangeName } from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
-import { LiveMessage } from "./types";
+import { LiveBindingInput, LiveMessage, PayloadCondition } from "./types";
+
+/** Bindings one messages subscription may watch at once. */
+export const MAX_BINDINGS_PER_SUBSCRIPTION = 20;
 
 interface MessagesArgs {
-  exchange: string;
+  exchange?: string | null;
   routingKeyPattern: string;
+  bindings?: LiveBindingInput[] | null;
+  filter?: PayloadCondition[] | null;
 }
 
 @Resolver(() => LiveMessage)
 export class MessageResolver {
   @Subscription(() => LiveMessage, {
     description:
-      "Live messages of a topic binding. Subscribers to the same binding " +
-      "share one queue on the broker.",
+      "Live messages of one binding (exchange and routingKeyPattern) or of " +
+      "several (bindings), optionally filtered on the payload. Subscribers " +
+      "to the same binding share one queue on the broker.",
     subscribe: ({ args, context }) =>
       subscribeMessages(args as MessagesArgs, context as GraphQLContext),
   })
   messages(
-    @Root() message: LiveMessageRecord,
-    @Arg("exchange") _exchange: string,
+    @Root() message: TaggedMessage,
+    @Arg("exchange", () => String, { nullable: true }) _exchange: string | null,
     @Arg("routingKeyPattern", { defaultValue: "#" }) _pattern: string,
-  ): LiveMessageRecord {
-    return message;
+    @Arg("bindings", () => [LiveBindingInput], { nullable: true })
+    _bindings: LiveBindingInput[] | null,
+    @Arg("filter", () => [PayloadCondition], { nullable: true })
+    _filter: PayloadCondition[] | null,
+  ): TaggedMessage {
+    return { ...message, timestamp: message.timestamp ?? new Date() };
   }
 }
 
 async function subscribeMessages(
   args: MessagesArgs,
   context: GraphQLContext,
-): Promise<AsyncIterable<LiveMessageRecord>> {
-  requireViewer(context);
-  validateExchangeName(args.exchange);
-  const problem = validateBindingPattern(args.routingKeyPattern);
+): Promise<AsyncIterable<TaggedMessage>> {
+  if (!context.allowAnonymous) requireViewer(context);
+  const keys = readBindings(args);
+  const filter = args.filter?.length ? compileFilter(args.filter) : null;
+  const subscriptions: LiveSubscription[] = [];
+  try {
+    for (const key of keys) {
+      subscriptions.push(await context.services.live.subscribe(key));
+    }
+  } catch (error) {
+    await Promise.all(subscriptions.map((s) => s.return()));
+    throw error;
+  }
+  return mergeSubscriptions(subscriptions, keys, filter);
+}
+
+function readBindings(args: MessagesArgs): BindingKey[] {
+  const given = args.bindings ?? [];
+  if (args.exchange && given.length > 0) {
+    throw new BadInputError(
+      "Give either exchange (with routingKeyPattern) or bindings, not both.",
+    );
+  }
+  const keys: BindingKey[] = args.exchange
+    ? [{ exchange: args.exchange, routingKeyPattern: args.routingKeyPattern }]
+    : given.map((b) => ({
+        exchange: b.exchange,
+        routingKeyPattern: b.routingKeyPattern,
+      }));
+  if (keys.length === 0) {
+    throw new BadInputError(
+      "No binding to watch: give exchange (and routingKeyPattern) or bindings.",
+    );
+  }
+  const unique = [
+    ...new Map(keys.map((k) => [JSON.stringify(k), k])).values(),
+  ];
+  if (unique.length > MAX_BINDINGS_PER_SUBSCRIPTION) {
+    throw new BadInputError(
+      `${unique.length} bindings requested; one subscription watches at ` +
+        `most ${MAX_BINDINGS_PER_SUBSCRIPTION}.`,
+    );
+  }
+  for (const key of unique) checkKey(key);
+  return unique;
+}
+
+function checkKey(key: BindingKey): void {
+  validateExchangeName(key.exchange);
+  const problem = validateBindingPattern(key.routingKeyPattern);
   if (problem) {
     throw new BadInputError(problem, {
-      routingKeyPattern: args.routingKeyPattern,
+      routingKeyPattern: key.routingKeyPattern,
     });
   }
-  return context.services.live.subscribe({
-    exchange: args.exchange,
-    routingKeyPattern: args.routingKeyPattern,
-  });
 }

@@ -124,7 +124,49 @@ export class GuardianEvent {
   at!: Date;
 }
 
-@ObjectType({ description: "A message delivered on a topic binding." })
+export enum LiveNoticeKind {
+  LOST = "LOST",
+  GAP = "GAP",
+}
+
+registerEnumType(LiveNoticeKind, {
+  name: "LiveNoticeKind",
+  valuesConfig: {
+    LOST: {
+      description:
+        "The subscriber fell behind and its oldest messages were dropped.",
+    },
+    GAP: {
+      description:
+        "The broker connection dropped and came back; messages published " +
+        "meanwhile were missed.",
+    },
+  },
+});
+
+@ObjectType({ description: "A notice about the stream, not a message." })
+export class LiveNotice {
+  @Field(() => LiveNoticeKind)
+  kind!: LiveNoticeKind;
+
+  @Field(() => Int, { description: "Messages dropped, for LOST notices." })
+  lost!: number;
+}
+
+@ObjectType({ description: "An exchange and routing-key pattern." })
+export class LiveBinding {
+  @Field()
+  exchange!: string;
+
+  @Field()
+  routingKeyPattern!: string;
+}
+
+@ObjectType({
+  description:
+    "A message delivered on a topic binding, or a notice about the stream " +
+    "(then `notice` is set, `routingKey` is empty and `payload` null).",
+})
 export class LiveMessage {
   @Field()
   exchange!: string;
@@ -140,6 +182,45 @@ export class LiveMessage {
 
   @Field()
   redelivered!: boolean;
+
+  @Field({
+    description: "The publisher's AMQP timestamp, or when the gateway got it.",
+  })
+  timestamp!: Date;
+
+  @Field(() => LiveBinding, { description: "The binding it matched." })
+  binding!: LiveBinding;
+
+  @Field(() => LiveNotice, { nullable: true })
+  notice!: LiveNotice | null;
+}
+
+@InputType({ description: "A binding to watch: exchange and pattern." })
+export class LiveBindingInput {
+  @Field()
+  exchange!: string;
+
+  @Field({ defaultValue: "#" })
+  routingKeyPattern!: string;
+}
+
+@InputType({
+  description:
+    "A condition on the JSON payload; set exactly one of equals, in and " +
+    "exists. All conditions of a filter must hold.",
+})
+export class PayloadCondition {
+  @Field({ description: 'Dot path into the payload, such as "status.state".' })
+  path!: string;
+
+  @Field(() => GraphQLJSON, { nullable: true })
+  equals?: unknown;
+
+  @Field(() => [GraphQLJSON], { nullable: true })
+  in?: unknown[];
+
+  @Field({ nullable: true, description: "True: present; false: absent." })
+  exists?: boolean;
 }
 
 @InputType()

@@ -134,6 +134,7 @@ export class Gateway {
       services: this.services,
       logger: this.logger,
       production: this.config.production,
+      allowAnonymous: this.config.allowAnonymousSubscriptions,
     });
     this.apollo = this.createApollo(schema);
     await this.apollo.start();
@@ -213,6 +214,7 @@ export class Gateway {
       bindings: new BindingService(deps, queues),
       guardianEvents: this.guardianEvents,
       live: this.live,
+      stats: this.stats,
     };
   }
 

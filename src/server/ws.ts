@@ -20,6 +20,7 @@ export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
 
 type SocketExtra = {
   viewer?: Viewer;
+  anonymous?: boolean;
   expiryTimer?: NodeJS.Timeout;
 };
 
@@ -31,6 +32,8 @@ export interface WebSocketOptions {
   services: Services;
   logger: Logger;
   production: boolean;
+  /** Accept sockets without a token, for the messages subscription only. */
+  allowAnonymous: boolean;
 }
 
 /**
@@ -53,6 +56,11 @@ export function startWebSocketServer(options: WebSocketOptions) {
         validate(schema, document, [...specifiedRules, maxFieldsRule()]),
       onConnect: async (ctx) => {
         const authorization = readAuthorization(ctx.connectionParams);
+        if (!authorization && options.allowAnonymous) {
+          ctx.extra.anonymous = true;
+          logger.info("anonymous websocket connected");
+          return true;
+        }
         try {
           const viewer = await options.verify(authorization);
           ctx.extra.viewer = viewer;
@@ -82,6 +90,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
       },
       context: (ctx): GraphQLContext => ({
         viewer: (ctx.extra as SocketExtra).viewer ?? null,
+        allowAnonymous: (ctx.extra as SocketExtra).anonymous === true,
         authError: null,
         services: options.services,
         logger,

@@ -2,6 +2,7 @@
 // views that join live statistics with what the gateway stores.
 import type { Viewer } from "../auth";
 import type { Queue as QueueRow } from "../db";
+import type { StatsSnapshot } from "../stats";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors";
 import {
   isNotFound,
@@ -39,6 +40,13 @@ export interface QueueRecord {
   warned: boolean;
 }
 
+/** Which queues a list or a statistics stream covers. */
+export interface QueueSelection {
+  accounts: string[] | "all";
+  /** Only these queue names, when set. */
+  names: string[] | null;
+}
+
 export interface CreateQueueInput {
   account: string;
   name: string;
@@ -50,14 +58,46 @@ export class QueueService {
 
   /** Queues of one account, or of every account the viewer owns. */
   async list(viewer: Viewer, account?: string | null): Promise<QueueRecord[]> {
-    const accounts = account
-      ? [await this.authorizedName(viewer, account)]
-      : await this.viewerAccounts(viewer);
+    const selection = await this.authorizeSelection(viewer, { account });
     const snapshot =
       this.deps.stats.latest() ?? (await this.deps.stats.refresh());
+    return this.fromSnapshot(snapshot, selection);
+  }
+
+  /**
+   * Checks that the viewer may see the queues selected by name or account
+   * (by default, those of every account the viewer owns).
+   */
+  async authorizeSelection(
+    viewer: Viewer,
+    wanted: { account?: string | null; names?: string[] | null },
+  ): Promise<QueueSelection> {
+    const names = wanted.names?.length ? [...new Set(wanted.names)] : null;
+    if (names) {
+      const accounts = new Set(names.map(requireQueueAccount));
+      for (const account of accounts) {
+        await authorizeAccount(this.deps, viewer, account);
+      }
+    }
+    if (wanted.account) {
+      await authorizeAccount(this.deps, viewer, wanted.account);
+      return { accounts: [wanted.account], names };
+    }
+    if (names) return { accounts: "all", names };
+    return { accounts: await this.viewerAccounts(viewer), names: null };
+  }
+
+  /** The selected queues of a stats snapshot, joined with their rows. */
+  async fromSnapshot(
+    snapshot: StatsSnapshot,
+    selection: QueueSelection,
+  ): Promise<QueueRecord[]> {
+    const { accounts, names: only } = selection;
     const wanted = (name: string) => {
       const owner = queueAccount(name);
-      return owner !== null && (accounts === "all" || accounts.includes(owner));
+      if (owner === null) return false;
+      if (only && !only.includes(name)) return false;
+      return accounts === "all" || accounts.includes(owner);
     };
     const names = [...snapshot.queues.keys()].filter(wanted).sort();
     const rows = await this.deps.db.queue.findMany({
@@ -192,11 +232,6 @@ export class QueueService {
       if (isNotFound(error)) return false;
       throw error;
     }
-  }
-
-  private async authorizedName(viewer: Viewer, account: string) {
-    await authorizeAccount(this.deps, viewer, account);
-    return account;
   }
 
   private async viewerAccounts(viewer: Viewer): Promise<string[] | "all"> {

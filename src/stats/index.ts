@@ -43,6 +43,8 @@ export class StatsPoller extends EventEmitter<StatsPollerEvents> {
 
   constructor(private readonly options: StatsPollerOptions) {
     super();
+    // Every open queueStats subscription adds a listener.
+    this.setMaxListeners(0);
     this.errors = new RateLimitedLog(options.logger);
   }
 

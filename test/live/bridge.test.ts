@@ -176,6 +176,9 @@ describe("LiveBridge core", () => {
       expect((await nextMessage(fast)).payload).toBe(n);
     }
 
+    const lostNotice = await nextMessage(slow);
+    expect(lostNotice.notice).toEqual({ kind: "LOST", lost: 2 });
+    expect(lostNotice.payload).toBeNull();
     const received = [];
     for (let i = 0; i < 3; i += 1) {
       received.push((await nextMessage(slow)).payload);
@@ -476,6 +479,7 @@ describe("LiveBridge with RabbitMQ", () => {
       ccRoutingKeys: [],
       payload: { at: "once" },
       redelivered: false,
+      timestamp: expect.any(Date),
     });
   });
 
@@ -637,6 +641,9 @@ describe("LiveBridge with RabbitMQ", () => {
     expect(after).toHaveLength(1);
     expect(after[0]).not.toBe(before);
     expect(pair.source.stats()).toEqual({ bindings: 1, suspended: 0 });
+
+    const gap = await nextMessage(subscription);
+    expect(gap.notice).toEqual({ kind: "GAP", lost: 0 });
 
     await publish("again.1", { after: "reconnect" });
     expect((await nextMessage(subscription)).payload).toEqual({

@@ -1,0 +1,65 @@
+import { Repeater, SlidingBuffer } from "@graphql-yoga/subscription";
+import { Arg, Resolver, Root, Subscription } from "type-graphql";
+
+import type { QueueRecord } from "../services";
+import type { StatsSnapshot } from "../stats";
+import { requireViewer, type GraphQLContext } from "./context";
+import { Queue } from "./types";
+
+interface QueueStatsArgs {
+  names?: string[] | null;
+  account?: string | null;
+}
+
+@Resolver(() => Queue)
+export class StatsResolver {
+  @Subscription(() => [Queue], {
+    description:
+      "Statistics of the selected queues (by name, by account, or every " +
+      "queue of the caller's accounts), sent at once and after each poll " +
+      "of the broker.",
+    subscribe: ({ args, context }) =>
+      subscribeQueueStats(args as QueueStatsArgs, context as GraphQLContext),
+  })
+  queueStats(
+    @Root() queues: QueueRecord[],
+    @Arg("names", () => [String], { nullable: true }) _names: string[] | null,
+    @Arg("account", () => String, { nullable: true }) _account: string | null,
+  ): QueueRecord[] {
+    return queues;
+  }
+}
+
+async function subscribeQueueStats(
+  args: QueueStatsArgs,
+  context: GraphQLContext,
+): Promise<AsyncIterable<QueueRecord[]>> {
+  const viewer = requireViewer(context);
+  const { queues, stats } = context.services;
+  const selection = await queues.authorizeSelection(viewer, args);
+  return new Repeater<QueueRecord[]>(async (push, stop) => {
+    // Snapshots are turned into records one at a time, so they arrive in
+    // the order the poller took them.
+    let chain = Promise.resolve();
+    const onSnapshot = (snapshot: StatsSnapshot) => {
+      chain = chain
+        .then(() => queues.fromSnapshot(snapshot, selection))
+        .then(async (records) => {
+          // The buffer keeps only the newest statistics, so a client that
+          // reads slowly skips old ones instead of queueing them.
+          void push(records);
+        })
+        .catch((error: unknown) => {
+          context.logger.error(
+            { err: error, viewer: viewer.email },
+            "queue statistics for a subscription failed",
+          );
+        });
+    };
+    const latest = stats.latest();
+    if (latest) onSnapshot(latest);
+    stats.on("snapshot", onSnapshot);
+    await stop;
+    stats.off("snapshot", onSnapshot);
+  }, new SlidingBuffer(1));
+}
