@@ -364,3 +364,79 @@ describe("anonymous subscriptions", () => {
     expect(response).toBe(4403);
   });
 });
+
+describe("teardown", () => {
+  async function metric(name: string): Promise<number> {
+    const text = await (
+      await fetch(gateway.url.replace(/\/graphql$/, "/metrics"))
+    ).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+    return Number(line?.split(" ")[1]);
+  }
+
+  async function rawSubscribe(pattern: string): Promise<WebSocket> {
+    const socket = new WebSocket(
+      gateway.url.replace(/^http/, "ws"),
+      "graphql-transport-ws",
+    );
+    await new Promise((resolve) => socket.once("open", resolve));
+    socket.send(
+      JSON.stringify({
+        type: "connection_init",
+        payload: { authorization: `Bearer ${token}` },
+      }),
+    );
+    await new Promise((resolve) => socket.once("message", resolve));
+    socket.send(
+      JSON.stringify({
+        id: "1",
+        type: "subscribe",
+        payload: { query: MESSAGES, variables: { exchange, pattern } },
+      }),
+    );
+    return socket;
+  }
+
+  test("socket dropped while declaring leaves nothing", async () => {
+    for (let i = 0; i < 5; i += 1) {
+      const socket = await rawSubscribe(`declaring.${i}.#`);
+      socket.terminate();
+    }
+    await eventually(async () =>
+      gateway.live.stats().bindings === 0 ? true : undefined,
+    );
+    await eventually(async () =>
+      (await liveQueues()).length === 0 ? true : undefined,
+    );
+  });
+
+  test("metrics return to their start", async () => {
+    const names = [
+      "pulse_gateway_live_bindings",
+      "pulse_gateway_live_subscribers",
+      "pulse_gateway_live_queues",
+      "pulse_gateway_websocket_connections",
+    ];
+    const start = await Promise.all(names.map(metric));
+
+    const sockets = await Promise.all(
+      ["t.1", "t.1", "t.2", "t.#"].map((pattern) => rawSubscribe(pattern)),
+    );
+    await eventually(async () =>
+      (await metric("pulse_gateway_live_subscribers")) === start[1] + 4
+        ? true
+        : undefined,
+    );
+    expect(await metric("pulse_gateway_live_queues")).toBe(start[2] + 3);
+    sockets[0].close();
+    sockets[1].terminate();
+    sockets[2].close();
+    sockets[3].terminate();
+
+    const end = await eventually(async () => {
+      const values = await Promise.all(names.map(metric));
+      return values.every((value, i) => value === start[i]) ? values : undefined;
+    });
+    expect(end).toEqual(start);
+  });
+});

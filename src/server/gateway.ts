@@ -51,7 +51,7 @@ export class Gateway {
   readonly stats: StatsPoller;
   readonly guardianEvents: GuardianEventLog;
   readonly live: LiveBridge;
-  private readonly liveSource: AmqpLiveSource;
+  readonly liveSource: AmqpLiveSource;
   readonly services: Services;
   readonly guardian: Guardian | null;
   private readonly verify: VerifyBearer;

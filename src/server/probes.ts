@@ -55,11 +55,22 @@ export function collectMetrics(
   ws: { connections(): number },
 ): string {
   const live = gateway.live.stats();
+  const source = gateway.liveSource.stats();
   const snapshot = gateway.stats.latest();
   const samples: MetricSample[] = [
     gauge("pulse_gateway_websocket_connections", "Open graphql-ws sockets.", ws.connections()),
     gauge("pulse_gateway_live_bindings", "Live bindings with a broker queue.", live.bindings),
     gauge("pulse_gateway_live_subscribers", "Open messages subscriptions.", live.subscribers),
+    gauge(
+      "pulse_gateway_live_queues",
+      "Live queues with their channel and consumer on the broker.",
+      source.bindings - source.suspended,
+    ),
+    gauge(
+      "pulse_gateway_live_queues_suspended",
+      "Live queues waiting for the AMQP connection to come back.",
+      source.suspended,
+    ),
     {
       name: "pulse_gateway_live_lost_messages_total",
       help: "Messages dropped from full subscriber buffers.",
