@@ -28,6 +28,8 @@ export interface LiveConfig {
   prefetch: number;
   /** Events buffered per subscriber before the oldest are dropped (1000). */
   bufferSize: number;
+  /** Time a subscriber may stay behind before it is disconnected (60000). */
+  maxBehindMs: number;
 }
 
 export interface Config {
@@ -103,6 +105,7 @@ export function loadConfig(
     live: {
       prefetch: readInt(env, "LIVE_PREFETCH", 100, 1),
       bufferSize: readInt(env, "LIVE_BUFFER_SIZE", 1000, 1),
+      maxBehindMs: readInt(env, "LIVE_MAX_BEHIND_MS", 60_000, 0),
     },
     corsOrigins: readList(env.CORS_ORIGINS),
     allowAnonymousSubscriptions: readBool(

@@ -56,6 +56,11 @@ export interface LiveBridgeOptions {
   source: LiveSource;
   /** Messages buffered per subscriber before the oldest are dropped. */
   bufferSize: number;
+  /**
+   * How long a subscriber's buffer may stay full, dropping messages,
+   * before the subscription ends with SlowSubscriberError (60000).
+   */
+  maxBehindMs?: number;
   logger: Logger;
 }
 
@@ -98,6 +103,22 @@ interface Waiter {
  * When full, a new message evicts the oldest one, so `push` never waits for
  * a slow reader.
  */
+/** Ends a subscription whose reader stayed behind for too long. */
+export class SlowSubscriberError extends Error {
+  override name = "SlowSubscriberError";
+
+  constructor(
+    readonly key: BindingKey,
+    readonly behindMs: number,
+  ) {
+    super(
+      `The subscriber to ${key.exchange} with pattern ` +
+        `"${key.routingKeyPattern}" fell behind for ${behindMs} ms and was ` +
+        `disconnected; read faster, narrow the binding or add a filter.`,
+    );
+  }
+}
+
 class Subscriber implements LiveSubscription {
   private readonly buffer: LiveMessage[] = [];
   private readonly waiters: Waiter[] = [];
@@ -107,10 +128,13 @@ class Subscriber implements LiveSubscription {
   private lost = 0;
   /** Messages dropped since the last LOST notice was read. */
   private unreported = 0;
+  /** When the buffer last became full and started dropping, if it is. */
+  private behindSince: number | null = null;
 
   constructor(
     private readonly key: BindingKey,
     private readonly capacity: number,
+    private readonly maxBehindMs: number,
     private readonly onDrop: () => void,
     private readonly onLeave: () => void,
   ) {}
@@ -127,12 +151,25 @@ class Subscriber implements LiveSubscription {
       return;
     }
     if (this.buffer.length >= this.capacity) {
-      this.buffer.shift();
-      this.lost += 1;
-      this.unreported += 1;
-      this.onDrop();
+      this.drop();
+      if (this.ended) return;
     }
     this.buffer.push(message);
+  }
+
+  private drop(): void {
+    this.buffer.shift();
+    this.lost += 1;
+    this.unreported += 1;
+    this.onDrop();
+    const now = Date.now();
+    this.behindSince ??= now;
+    const behindMs = now - this.behindSince;
+    if (behindMs > this.maxBehindMs) {
+      this.buffer.length = 0;
+      this.end(new SlowSubscriberError(this.key, behindMs));
+      this.leaveSource();
+    }
   }
 
   /** Queues a GAP notice behind the messages already buffered. */
@@ -167,6 +204,9 @@ class Subscriber implements LiveSubscription {
       return Promise.resolve({ done: false, value: notice(this.key, "LOST", lost) });
     }
     const message = this.buffer.shift();
+    // A reader that drains half its buffer has caught up; one that reads a
+    // message now and then while the buffer stays full has not.
+    if (this.buffer.length <= this.capacity / 2) this.behindSince = null;
     if (message !== undefined) {
       return Promise.resolve({ done: false, value: message });
     }
@@ -203,6 +243,10 @@ class Subscriber implements LiveSubscription {
     this.buffer.length = 0;
     this.failure = null;
     this.end();
+    this.leaveSource();
+  }
+
+  private leaveSource(): void {
     if (this.left) return;
     this.left = true;
     this.onLeave();
@@ -231,6 +275,7 @@ export class LiveBridge {
   private readonly pending = new Set<Promise<void>>();
   private readonly source: LiveSource;
   private readonly bufferSize: number;
+  private readonly maxBehindMs: number;
   private readonly logger: Logger;
   private lost = 0;
   private closed = false;
@@ -244,6 +289,7 @@ export class LiveBridge {
     }
     this.source = options.source;
     this.bufferSize = options.bufferSize;
+    this.maxBehindMs = options.maxBehindMs ?? 60_000;
     this.logger = options.logger;
   }
 
@@ -265,6 +311,7 @@ export class LiveBridge {
     const subscriber: Subscriber = new Subscriber(
       binding.key,
       this.bufferSize,
+      this.maxBehindMs,
       () => {
         this.lost += 1;
       },

@@ -7,6 +7,7 @@ export {
 } from "./amqp-source";
 export {
   LiveBridge,
+  SlowSubscriberError,
   type BindingKey,
   type LiveBridgeOptions,
   type LiveBridgeStats,

@@ -28,6 +28,8 @@ export interface GraphQLContext {
   logger: Logger;
   /** True when ALLOW_ANONYMOUS_SUBSCRIPTIONS lets `messages` skip the token. */
   allowAnonymous?: boolean;
+  /** Closes the operation's WebSocket; absent over HTTP. */
+  closeSocket?: (code: number, reason: string) => void;
 }
 
 /** Returns the signed-in viewer or throws UNAUTHENTICATED. */

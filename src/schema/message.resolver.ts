@@ -4,6 +4,7 @@ import { BadInputError } from "../errors";
 import {
   compileFilter,
   mergeSubscriptions,
+  SlowSubscriberError,
   validateBindingPattern,
   type BindingKey,
   type LiveSubscription,
@@ -62,7 +63,40 @@ async function subscribeMessages(
     await Promise.all(subscriptions.map((s) => s.return()));
     throw error;
   }
-  return mergeSubscriptions(subscriptions, keys, filter);
+  const merged = mergeSubscriptions(subscriptions, keys, filter);
+  return disconnectWhenSlow(merged, context);
+}
+
+/**
+ * Close code of a socket whose subscriber stayed behind longer than
+ * LIVE_MAX_BEHIND_MS; in the private range, outside graphql-ws's 44xx.
+ */
+export const SLOW_SUBSCRIBER_CLOSE_CODE = 4290;
+
+function disconnectWhenSlow(
+  iterator: AsyncIterableIterator<TaggedMessage>,
+  context: GraphQLContext,
+): AsyncIterableIterator<TaggedMessage> {
+  return {
+    async next() {
+      try {
+        return await iterator.next();
+      } catch (error) {
+        if (error instanceof SlowSubscriberError && context.closeSocket) {
+          context.logger.warn(
+            { ...error.key, behindMs: error.behindMs },
+            "closing the socket of a subscriber that stayed behind",
+          );
+          context.closeSocket(SLOW_SUBSCRIBER_CLOSE_CODE, error.message);
+        }
+        throw error;
+      }
+    },
+    return: () => iterator.return!(),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 function readBindings(args: MessagesArgs): BindingKey[] {

@@ -86,6 +86,7 @@ export class Gateway {
     this.live = new LiveBridge({
       source: this.liveSource,
       bufferSize: config.live.bufferSize,
+      maxBehindMs: config.live.maxBehindMs,
       logger,
     });
     this.services = this.createServices();

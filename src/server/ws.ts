@@ -91,6 +91,8 @@ export function startWebSocketServer(options: WebSocketOptions) {
       context: (ctx): GraphQLContext => ({
         viewer: (ctx.extra as SocketExtra).viewer ?? null,
         allowAnonymous: (ctx.extra as SocketExtra).anonymous === true,
+        closeSocket: (code, reason) =>
+          ctx.extra.socket.close(code, closeReason(reason)),
         authError: null,
         services: options.services,
         logger,

@@ -9,6 +9,7 @@ import { NotFoundError } from "../../src/errors";
 import {
   AmqpLiveSource,
   LiveBridge,
+  SlowSubscriberError,
   matchesTopic,
   type BindingKey,
   type LiveMessage,
@@ -187,6 +188,44 @@ describe("LiveBridge core", () => {
     expect(slow.stats()).toEqual({ buffered: 0, lost: 2 });
     expect(fast.stats()).toEqual({ buffered: 0, lost: 0 });
     expect(bridge.stats().lost).toBe(2);
+  });
+
+  test("subscriber behind too long is ended", async () => {
+    const source = new FakeSource();
+    const bridge = new LiveBridge({
+      source,
+      bufferSize: 2,
+      maxBehindMs: 50,
+      logger,
+    });
+    bridges.push(bridge);
+    const slow = await bridge.subscribe(key);
+    for (let n = 1; n <= 3; n += 1) source.publish(key.exchange, "a.b", n);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    source.publish(key.exchange, "a.b", 4);
+
+    await expect(slow.next()).rejects.toBeInstanceOf(SlowSubscriberError);
+    expect(bridge.stats().subscribers).toBe(0);
+    expect(bridge.stats().bindings).toBe(0);
+  });
+
+  test("reader that catches up stays", async () => {
+    const source = new FakeSource();
+    const bridge = new LiveBridge({
+      source,
+      bufferSize: 2,
+      maxBehindMs: 50,
+      logger,
+    });
+    bridges.push(bridge);
+    const reader = await bridge.subscribe(key);
+    for (let n = 1; n <= 3; n += 1) source.publish(key.exchange, "a.b", n);
+    expect((await reader.next()).value?.notice?.kind).toBe("LOST");
+    await reader.next();
+    await reader.next();
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    source.publish(key.exchange, "a.b", 4);
+    expect((await reader.next()).value?.payload).toBe(4);
   });
 
   test("open failure rejects every waiter", async () => {
