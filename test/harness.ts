@@ -132,7 +132,8 @@ export class Collected<T = Record<string, any>> {
           this.notify();
         },
         error: (error) => {
-          this.errors.push(error);
+          // graphql-ws hands an error message's errors over as an array.
+          this.errors.push(...(Array.isArray(error) ? error : [error]));
           this.notify();
         },
         complete: () => {

@@ -440,3 +440,29 @@ describe("teardown", () => {
     expect(end).toEqual(start);
   });
 });
+
+test("deleted live queue ends only its subscription", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const doomed = new Collected(client, MESSAGES, { exchange, pattern: "doomed.#" });
+  const survivor = new Collected(client, MESSAGES, { exchange, pattern: "kept.#" });
+  await eventually(async () =>
+    gateway.live.stats().bindings >= 2 ? true : undefined,
+  );
+  const prefix = `queue/${gateway.config.gatewayAccount}/live/`;
+  const bindings = await brokerAdmin().listBindings();
+  const queue = bindings.find(
+    (b) => b.destination.startsWith(prefix) && b.routing_key === "doomed.#",
+  )!.destination;
+
+  // Exclusive queues can only be deleted on the connection that owns them.
+  const channel = await gateway.amqp.createChannel();
+  await channel.deleteQueue(queue);
+  await channel.close();
+
+  await doomed.until(() => doomed.errors.length > 0);
+  expect(doomed.errors[0]).toMatchObject({ extensions: { code: "NOT_FOUND" } });
+  await publish("kept.1", { still: "here" });
+  await survivor.until(() => survivor.events.length === 1);
+  survivor.stop();
+});

@@ -15,7 +15,7 @@ export function createErrorFormatter(logger: Logger, production: boolean) {
     formatted: GraphQLFormattedError,
     error: unknown,
   ): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    const original = unwrapOriginal(error);
     if (isGatewayError(original)) {
       return {
         ...formatted,
@@ -61,4 +61,18 @@ export function formatResultErrors(
   errors: readonly GraphQLError[],
 ): GraphQLFormattedError[] {
   return errors.map((error) => format(error.toJSON(), error));
+}
+
+/**
+ * Returns the error a resolver or a subscription stream threw. Apollo's
+ * unwrapResolverError needs a path, which errors of a subscription's
+ * stream do not have over graphql-ws.
+ */
+function unwrapOriginal(error: unknown): unknown {
+  const unwrapped = unwrapResolverError(error);
+  if (unwrapped instanceof Error && "originalError" in unwrapped) {
+    const inner = (unwrapped as { originalError?: unknown }).originalError;
+    if (inner) return inner;
+  }
+  return unwrapped;
 }
