@@ -192,3 +192,43 @@ test("delete removes user and row", async () => {
   const row = await gateway.db.account.findUnique({ where: { username } });
   expect(row).toBeNull();
 });
+
+test("concurrent creates yield one account", async () => {
+  const username = uniqueName("race");
+  const responses = await Promise.all(
+    Array.from({ length: 8 }, () => createAccount(username)),
+  );
+  const winners = responses.filter((r) => r.data?.createAccount);
+  const codes = responses.flatMap(errorCodes);
+  expect(winners).toHaveLength(1);
+  expect(codes).toEqual(Array(7).fill("CONFLICT"));
+  const password = winners[0].data!.createAccount.password;
+  const amqplib = await import("amqplib");
+  const connection = await amqplib.connect(
+    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672`,
+  );
+  await connection.close();
+});
+
+test("delete removes the account's queues", async () => {
+  const username = uniqueName("with-queues");
+  await createAccount(username);
+  const queue = `queue/${username}/doomed`;
+  await gql(
+    gateway,
+    `mutation ($a: String!) { createQueue(input: { account: $a, name: "doomed" }) { name } }`,
+    { a: username },
+    owner,
+  );
+  cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+  const response = await gql(
+    gateway,
+    `mutation ($u: String!) { deleteAccount(username: $u) }`,
+    { u: username },
+    owner,
+  );
+  expect(response.data?.deleteAccount).toBe(true);
+  const names = (await brokerAdmin().listQueues()).map((q) => q.name);
+  expect(names).not.toContain(queue);
+  expect(await gateway.db.queue.findUnique({ where: { name: queue } })).toBeNull();
+});

@@ -273,3 +273,16 @@ test("unbounded settable by admins only", async () => {
   );
   expect(row.unbounded).toBe(true);
 });
+
+test("concurrent deletes: one succeeds, rest not found", async () => {
+  await createQueue("contested");
+  const name = `queue/${account}/contested`;
+  const responses = await Promise.all(
+    Array.from({ length: 6 }, () =>
+      gql(gateway, `mutation ($n: String!) { deleteQueue(name: $n) }`, { n: name }, owner),
+    ),
+  );
+  const successes = responses.filter((r) => r.data?.deleteQueue === true);
+  expect(successes).toHaveLength(1);
+  expect(responses.flatMap(errorCodes)).toEqual(Array(5).fill("NOT_FOUND"));
+});

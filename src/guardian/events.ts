@@ -17,6 +17,8 @@ export interface GuardianEventRecord {
 /**
  * Stores guardian events, logs them and publishes them to in-process
  * listeners such as the guardianEvents subscription.
+ * TODO: publish through PostgreSQL NOTIFY as well, so that subscribers of
+ * a gateway that does not hold the guardian lock receive events live.
  */
 export class GuardianEventLog extends EventEmitter<{
   event: [GuardianEventRecord];

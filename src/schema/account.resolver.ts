@@ -58,7 +58,9 @@ export class AccountResolver {
   }
 
   @Mutation(() => Boolean, {
-    description: "Deletes the RabbitMQ user; its queues stay on the broker.",
+    description:
+      "Deletes the account's queues (queue/<username>/...), the RabbitMQ " +
+      "user and the owners.",
   })
   deleteAccount(
     @Arg("username") username: string,

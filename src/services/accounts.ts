@@ -3,8 +3,10 @@ import { randomBytes } from "node:crypto";
 
 import { isEmail, type Viewer } from "../auth";
 import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
+import { isNotFound } from "../rabbitmq/management";
 import {
   accountPermissions,
+  queueAccount,
   validateAccountName,
 } from "./pulse-names";
 import {
@@ -95,51 +97,86 @@ export class AccountService {
     await this.ensureNameFree(username);
 
     const password = randomBytes(24).toString("base64url");
-    await this.createBrokerUser(username, password);
+    let brokerUserCreated = false;
     try {
-      const row = await this.deps.db.account.create({
-        data: {
-          username,
-          owners: {
-            create: owners.map((email) => ({
-              user: {
-                connectOrCreate: { where: { email }, create: { email } },
-              },
-            })),
-          },
+      const row = await this.deps.db.$transaction(
+        async (tx) => {
+          // The row goes in first. Its unique key makes every concurrent
+          // request for the same name wait here and then fail, so only one
+          // request ever touches the RabbitMQ user.
+          const created = await tx.account.create({
+            data: { username, owners: { create: ownerRows(owners) } },
+            select: accountSelect,
+          });
+          await this.createBrokerUser(username, password);
+          brokerUserCreated = true;
+          return created;
         },
-        select: accountSelect,
-      });
+        { timeout: TRANSACTION_TIMEOUT_MS },
+      );
       this.deps.logger.info(
         { account: username, owners, by: viewer.email },
         "account created",
       );
       return { account: toRecord(row), password };
     } catch (error) {
-      await this.deps.management.deleteUser(username).catch((undoError) => {
-        logCompensationFailure(this.deps.logger, { account: username }, undoError);
-      });
-      throw error;
+      if (brokerUserCreated) {
+        await this.deps.management.deleteUser(username).catch((undoError) => {
+          logCompensationFailure(this.deps.logger, { account: username }, undoError);
+        });
+      }
+      throw await this.explainCreateFailure(username, error);
     }
   }
 
+  /** Turns the unique-key failure of a lost race into CONFLICT. */
+  private async explainCreateFailure(
+    username: string,
+    error: unknown,
+  ): Promise<unknown> {
+    if ((error as { code?: string }).code !== "P2002") return error;
+    const exists = await this.deps.db.account.findUnique({
+      where: { username },
+      select: { id: true },
+    });
+    if (!exists) return error;
+    return new ConflictError(
+      `Account "${username}" already exists; choose another name.`,
+      { account: username },
+    );
+  }
+
   /**
-   * Deletes the database row and the RabbitMQ user in one transaction, so a
-   * broker failure leaves the row in place. Queues stay on the broker.
+   * Deletes the account's queues, its row and its RabbitMQ user. The broker
+   * calls run inside the database transaction, so a broker failure keeps
+   * the rows; queues deleted before the failure stay deleted.
    */
   async delete(viewer: Viewer, username: string): Promise<boolean> {
     const accountId = await authorizeAccount(this.deps, viewer, username);
     // Only accounts the gateway created are deleted, never a RabbitMQ user
     // made by other means, such as the gateway's own.
     if (accountId === null) throw accountNotFound(username);
-    const exists = await this.deps.management.userExists(username);
-    await this.deps.db.$transaction(async (tx) => {
-      await tx.account.deleteMany({ where: { username } });
-      if (exists) await this.deps.management.deleteUser(username);
-    });
+    const { management } = this.deps;
+    const exists = await management.userExists(username);
+    const queues = (await management.listQueues())
+      .map((queue) => queue.name)
+      .filter((name) => queueAccount(name) === username);
+    await this.deps.db.$transaction(
+      async (tx) => {
+        await tx.queue.deleteMany({ where: { accountName: username } });
+        await tx.account.deleteMany({ where: { username } });
+        for (const name of queues) {
+          await management.deleteQueue(name).catch((error: unknown) => {
+            if (!isNotFound(error)) throw error;
+          });
+        }
+        if (exists) await management.deleteUser(username);
+      },
+      { timeout: TRANSACTION_TIMEOUT_MS },
+    );
     this.deps.logger.info(
-      { account: username, by: viewer.email },
-      "account deleted",
+      { account: username, queues, by: viewer.email },
+      "account deleted with its queues",
     );
     return true;
   }
@@ -185,6 +222,15 @@ export class AccountService {
 
 /** Owners per account, the creator included. */
 export const MAX_OWNERS = 20;
+
+/** Long enough for the broker calls made inside a transaction. */
+const TRANSACTION_TIMEOUT_MS = 20_000;
+
+function ownerRows(owners: string[]) {
+  return owners.map((email) => ({
+    user: { connectOrCreate: { where: { email }, create: { email } } },
+  }));
+}
 
 function normalizeOwners(viewer: Viewer, owners: string[]): string[] {
   if (owners.length >= MAX_OWNERS) {

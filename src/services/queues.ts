@@ -173,7 +173,13 @@ export class QueueService {
     await this.fetchQueue(name);
     await this.deps.db.$transaction(async (tx) => {
       await tx.queue.deleteMany({ where: { name } });
-      await this.deps.management.deleteQueue(name);
+      try {
+        await this.deps.management.deleteQueue(name);
+      } catch (error) {
+        // Another request deleted it since fetchQueue found it.
+        if (isNotFound(error)) throw queueNotFound(name);
+        throw error;
+      }
     });
     this.deps.logger.info({ queue: name, by: viewer.email }, "queue deleted");
     return true;
@@ -213,13 +219,7 @@ export class QueueService {
     try {
       return await this.deps.management.getQueue(name);
     } catch (error) {
-      if (isNotFound(error)) {
-        throw new NotFoundError(
-          `Queue "${name}" not found on the broker; check the name with ` +
-            `the queues query.`,
-          { queue: name },
-        );
-      }
+      if (isNotFound(error)) throw queueNotFound(name);
       throw error;
     }
   }
@@ -242,6 +242,14 @@ export class QueueService {
     });
     return rows.map((row) => row.username);
   }
+}
+
+function queueNotFound(name: string): NotFoundError {
+  return new NotFoundError(
+    `Queue "${name}" not found on the broker; check the name with the ` +
+      `queues query.`,
+    { queue: name },
+  );
 }
 
 export function toBindingRecords(bindings: BindingInfo[]): BindingRecord[] {
