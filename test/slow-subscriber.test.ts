@@ -1,6 +1,7 @@
-// A client that stops reading its socket: its events are dropped from a
-// bounded buffer, the gateway's memory stays bounded, and once it has been
-// behind for LIVE_MAX_BEHIND_MS its socket is closed with 4290.
+// A client that stops reading its socket: the gateway holds at most its
+// buffer and the prefetch count, the backlog waits in the broker, and once
+// the client has been behind for LIVE_MAX_BEHIND_MS its socket is closed
+// with 4290.
 import "reflect-metadata";
 
 import WebSocket from "ws";
@@ -8,6 +9,7 @@ import WebSocket from "ws";
 import { SLOW_SUBSCRIBER_CLOSE_CODE } from "../src/schema/message.resolver";
 import type { Gateway } from "../src/server";
 import {
+  brokerAdmin,
   Cleanup,
   eventually,
   startGateway,
@@ -22,7 +24,7 @@ const exchange = `exchange/${uniqueName("test-slow")}/v1`;
 
 beforeAll(async () => {
   gateway = await startGateway({
-    live: { prefetch: 100, bufferSize: 10, maxBehindMs: 500 },
+    live: { prefetch: 50, bufferSize: 10, maxBehindMs: 10_000 },
   });
   cleanup.add(() => gateway.stop());
   const channel = await gateway.amqp.createChannel();
@@ -66,22 +68,47 @@ test("paused client is closed with 4290", async () => {
   await eventually(async () =>
     gateway.live.stats().subscribers === 1 ? true : undefined,
   );
+  const queue = await liveQueue();
   const closed = new Promise<number>((resolve) =>
     socket.once("close", (code) => resolve(code)),
   );
   // Stop reading, so the server's writes back up into its socket.
   (socket as unknown as { _socket: { pause(): void } })._socket.pause();
 
+  // Enough 1 KiB messages to fill the loopback socket buffers, after which
+  // the gateway's writes stall and its subscriber buffer fills up.
   const body = Buffer.from(JSON.stringify({ filler: "x".repeat(1024) }));
-  const deadline = Date.now() + 30_000;
-  while (gateway.live.stats().subscribers > 0 && Date.now() < deadline) {
-    for (let i = 0; i < 500; i += 1) {
-      await gateway.amqp.publish(exchange, "slow.key", body);
-    }
+  const published = 20_000;
+  for (let i = 0; i < published; i += 1) {
+    await gateway.amqp.publish(exchange, "slow.key", body);
   }
-  expect(gateway.live.stats().lost).toBeGreaterThan(0);
-  expect(gateway.live.stats().subscribers).toBe(0);
+  const backlog = await readyMessages(queue);
+  expect(backlog).toBeGreaterThan(published / 4);
+  expect(gateway.live.stats().lost).toBe(0);
 
+  await eventually(async () =>
+    gateway.live.stats().subscribers === 0 ? true : undefined,
+  );
   (socket as unknown as { _socket: { resume(): void } })._socket.resume();
   expect(await closed).toBe(SLOW_SUBSCRIBER_CLOSE_CODE);
 });
+
+async function liveQueue(): Promise<string> {
+  const prefix = `queue/${gateway.config.gatewayAccount}/live/`;
+  const bindings = await brokerAdmin().listBindings();
+  return bindings.find(
+    (b) => b.source === exchange && b.destination.startsWith(prefix),
+  )!.destination;
+}
+
+/** Ready messages in a queue, read now over AMQP, not from statistics. */
+async function readyMessages(queue: string): Promise<number> {
+  // The live queue is exclusive to the gateway's connection, so only a
+  // channel on that connection may inspect it.
+  const channel = await gateway.amqp.createChannel();
+  try {
+    return (await channel.checkQueue(queue)).messageCount;
+  } finally {
+    await channel.close();
+  }
+}

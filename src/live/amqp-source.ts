@@ -50,7 +50,7 @@ export interface AmqpLiveSourceStats {
   suspended: number;
 }
 
-type OnMessage = (message: LiveMessage) => void;
+type OnMessage = (message: LiveMessage) => Promise<void> | void;
 type OnEnd = (error: Error) => void;
 type OnGap = () => void;
 
@@ -340,8 +340,25 @@ class LiveConsumer {
     }
     // The queue is being deleted, so there is no one left to deliver to.
     if (this.state === "closed" || this.state === "ended") return;
-    this.onMessage(this.toLiveMessage(message, queue));
-    channel.ack(message);
+    const held = this.onMessage(this.toLiveMessage(message, queue));
+    if (!held) {
+      channel.ack(message);
+      return;
+    }
+    // Every subscriber is behind: acknowledging later keeps the backlog in
+    // the broker, which stops delivering at the prefetch count.
+    void held.then(() => this.ackLater(channel, message));
+  }
+
+  private ackLater(channel: Channel, message: ConsumeMessage): void {
+    if (this.state === "closed" || this.state === "ended") return;
+    try {
+      channel.ack(message);
+    } catch (error) {
+      // The channel closed meanwhile; the broker requeues unacknowledged
+      // messages of a closed channel by itself.
+      this.logger.debug({ err: error }, "late acknowledgement skipped");
+    }
   }
 
   private toLiveMessage(message: ConsumeMessage, queue: string): LiveMessage {

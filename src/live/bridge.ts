@@ -41,12 +41,13 @@ export interface LiveSource {
   /**
    * Declares, binds and consumes; calls onMessage per delivery and
    * onEnd(error) if the broker ends the consumer (queue deleted, exchange
-   * deleted, channel error). Rejects with NotFoundError if the exchange does
-   * not exist.
+   * deleted, channel error). When onMessage returns a promise, the delivery
+   * is acknowledged only once it settles. Rejects with NotFoundError if the
+   * exchange does not exist.
    */
   open(
     key: BindingKey,
-    onMessage: (message: LiveMessage) => void,
+    onMessage: (message: LiveMessage) => Promise<void> | void,
     onEnd: (error: Error) => void,
     onGap?: () => void,
   ): Promise<SourceHandle>;
@@ -98,11 +99,6 @@ interface Waiter {
   reject(error: Error): void;
 }
 
-/**
- * A bounded queue of messages read through the async iterator protocol.
- * When full, a new message evicts the oldest one, so `push` never waits for
- * a slow reader.
- */
 /** Ends a subscription whose reader stayed behind for too long. */
 export class SlowSubscriberError extends Error {
   override name = "SlowSubscriberError";
@@ -119,6 +115,11 @@ export class SlowSubscriberError extends Error {
   }
 }
 
+/**
+ * A bounded queue of messages read through the async iterator protocol.
+ * When full, a new message evicts the oldest one, so `push` never waits for
+ * a slow reader.
+ */
 class Subscriber implements LiveSubscription {
   private readonly buffer: LiveMessage[] = [];
   private readonly waiters: Waiter[] = [];
@@ -128,7 +129,7 @@ class Subscriber implements LiveSubscription {
   private lost = 0;
   /** Messages dropped since the last LOST notice was read. */
   private unreported = 0;
-  /** When the buffer last became full and started dropping, if it is. */
+  /** When the buffer became full, while it has not drained to half. */
   private behindSince: number | null = null;
 
   constructor(
@@ -137,24 +138,34 @@ class Subscriber implements LiveSubscription {
     private readonly maxBehindMs: number,
     private readonly onDrop: () => void,
     private readonly onLeave: () => void,
+    private readonly onRead: () => void,
   ) {}
+
+  /** True while the buffer holds `capacity` messages or more. */
+  get full(): boolean {
+    return this.buffer.length >= this.capacity;
+  }
 
   get finished(): boolean {
     return this.ended;
   }
 
-  push(message: LiveMessage): void {
+  /**
+   * Adds a message. A full buffer drops its oldest message unless
+   * `overflow` is set, which the bridge does only while every subscriber of
+   * the binding is full and the broker's acknowledgement is held back.
+   */
+  push(message: LiveMessage, overflow = false): void {
     if (this.ended) return;
     const waiter = this.waiters.shift();
     if (waiter) {
       waiter.resolve({ done: false, value: message });
       return;
     }
-    if (this.buffer.length >= this.capacity) {
-      this.drop();
-      if (this.ended) return;
-    }
+    if (this.full && !overflow) this.drop();
     this.buffer.push(message);
+    if (this.full) this.behindSince ??= Date.now();
+    this.checkBehind(Date.now());
   }
 
   private drop(): void {
@@ -162,14 +173,17 @@ class Subscriber implements LiveSubscription {
     this.lost += 1;
     this.unreported += 1;
     this.onDrop();
-    const now = Date.now();
-    this.behindSince ??= now;
+  }
+
+  /** Ends the subscription once it has stayed full for too long. */
+  checkBehind(now: number): void {
+    if (this.behindSince === null || this.ended) return;
     const behindMs = now - this.behindSince;
-    if (behindMs > this.maxBehindMs) {
-      this.buffer.length = 0;
-      this.end(new SlowSubscriberError(this.key, behindMs));
-      this.leaveSource();
-    }
+    if (behindMs <= this.maxBehindMs) return;
+    this.buffer.length = 0;
+    this.unreported = 0;
+    this.end(new SlowSubscriberError(this.key, behindMs));
+    this.leaveSource();
   }
 
   /** Queues a GAP notice behind the messages already buffered. */
@@ -207,6 +221,7 @@ class Subscriber implements LiveSubscription {
     // A reader that drains half its buffer has caught up; one that reads a
     // message now and then while the buffer stays full has not.
     if (this.buffer.length <= this.capacity / 2) this.behindSince = null;
+    if (message !== undefined) this.onRead();
     if (message !== undefined) {
       return Promise.resolve({ done: false, value: message });
     }
@@ -263,6 +278,8 @@ interface Binding {
   handle: SourceHandle | null;
   /** Set once the source ended the binding or the last subscriber left. */
   retired: boolean;
+  /** Held acknowledgements, released when a subscriber has room again. */
+  roomWaiters: (() => void)[];
 }
 
 /**
@@ -276,6 +293,7 @@ export class LiveBridge {
   private readonly source: LiveSource;
   private readonly bufferSize: number;
   private readonly maxBehindMs: number;
+  private readonly behindTimer: NodeJS.Timeout;
   private readonly logger: Logger;
   private lost = 0;
   private closed = false;
@@ -290,6 +308,13 @@ export class LiveBridge {
     this.source = options.source;
     this.bufferSize = options.bufferSize;
     this.maxBehindMs = options.maxBehindMs ?? 60_000;
+    // A paused reader gets no new messages once the broker holds the
+    // backlog, so the time limit is checked on a timer, not on delivery.
+    this.behindTimer = setInterval(
+      () => this.checkBehind(),
+      Math.max(10, Math.min(this.maxBehindMs / 2, 1000)),
+    );
+    this.behindTimer.unref();
     this.logger = options.logger;
   }
 
@@ -316,6 +341,7 @@ export class LiveBridge {
         this.lost += 1;
       },
       () => this.leave(binding, subscriber),
+      () => this.releaseIfRoom(binding),
     );
     binding.subscribers.add(subscriber);
     try {
@@ -344,6 +370,7 @@ export class LiveBridge {
    */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.behindTimer);
     const bindings = [...this.bindings.values()];
     this.bindings.clear();
     for (const binding of bindings) {
@@ -369,6 +396,7 @@ export class LiveBridge {
       ready: Promise.resolve(),
       handle: null,
       retired: false,
+      roomWaiters: [],
     };
     this.bindings.set(id, binding);
     binding.ready = this.open(binding);
@@ -401,8 +429,36 @@ export class LiveBridge {
     if (binding.retired) this.closeHandle(binding);
   }
 
-  private deliver(binding: Binding, message: LiveMessage): void {
-    for (const subscriber of binding.subscribers) subscriber.push(message);
+  /**
+   * Hands a message to every subscriber. While at least one has room, a
+   * full one drops its oldest message, so a slow reader never delays a fast
+   * one. When every one is full, the message is kept and the returned
+   * promise holds the source's acknowledgement until one has room, so the
+   * backlog waits in the broker: at most the prefetch count waits here.
+   */
+  private deliver(binding: Binding, message: LiveMessage): Promise<void> | void {
+    const subscribers = [...binding.subscribers];
+    const allFull =
+      subscribers.length > 0 && subscribers.every((subscriber) => subscriber.full);
+    for (const subscriber of subscribers) subscriber.push(message, allFull);
+    if (!allFull) return;
+    return new Promise((resolve) => binding.roomWaiters.push(resolve));
+  }
+
+  private checkBehind(): void {
+    const now = Date.now();
+    for (const binding of [...this.bindings.values()]) {
+      for (const subscriber of [...binding.subscribers]) {
+        subscriber.checkBehind(now);
+      }
+    }
+  }
+
+  private releaseIfRoom(binding: Binding): void {
+    if (binding.roomWaiters.length === 0) return;
+    const subscribers = [...binding.subscribers];
+    if (subscribers.length > 0 && subscribers.every((s) => s.full)) return;
+    for (const release of binding.roomWaiters.splice(0)) release();
   }
 
   private reportGap(binding: Binding): void {
@@ -434,6 +490,7 @@ export class LiveBridge {
 
   private leave(binding: Binding, subscriber: Subscriber): void {
     if (!binding.subscribers.delete(subscriber)) return;
+    this.releaseIfRoom(binding);
     if (binding.subscribers.size > 0 || binding.retired) return;
     this.forget(binding);
     // A binding still opening is closed by open() once the handle arrives.
@@ -449,6 +506,7 @@ export class LiveBridge {
   }
 
   private closeHandle(binding: Binding): void {
+    for (const release of binding.roomWaiters.splice(0)) release();
     const handle = binding.handle;
     if (!handle) return;
     binding.handle = null;

@@ -109,12 +109,18 @@ class FakeSource implements LiveSource {
     return this.bindings.filter((binding) => !binding.closed).length;
   }
 
-  publish(exchange: string, routingKey: string, payload: unknown): void {
+  /** Delivers to matching bindings; returns the last acknowledgement hold. */
+  publish(
+    exchange: string,
+    routingKey: string,
+    payload: unknown,
+  ): Promise<void> | void {
+    let held: Promise<void> | void = undefined;
     for (const binding of this.bindings) {
       const { key } = binding;
       if (binding.closed || key.exchange !== exchange) continue;
       if (!matchesTopic(key.routingKeyPattern, routingKey)) continue;
-      binding.onMessage({
+      held = binding.onMessage({
         exchange,
         routingKey,
         ccRoutingKeys: [],
@@ -122,6 +128,7 @@ class FakeSource implements LiveSource {
         redelivered: false,
       });
     }
+    return held;
   }
 
   end(error: Error): void {
@@ -220,12 +227,37 @@ describe("LiveBridge core", () => {
     bridges.push(bridge);
     const reader = await bridge.subscribe(key);
     for (let n = 1; n <= 3; n += 1) source.publish(key.exchange, "a.b", n);
-    expect((await reader.next()).value?.notice?.kind).toBe("LOST");
-    await reader.next();
-    await reader.next();
+    const first = [];
+    for (let i = 0; i < 3; i += 1) first.push((await reader.next()).value);
+    expect(first.map((message) => message?.payload)).toEqual([1, 2, 3]);
     await new Promise((resolve) => setTimeout(resolve, 80));
     source.publish(key.exchange, "a.b", 4);
     expect((await reader.next()).value?.payload).toBe(4);
+  });
+
+  test("lone slow reader holds the acknowledgement", async () => {
+    const source = new FakeSource();
+    const bridge = createBridge(source, 2);
+    const reader = await bridge.subscribe(key);
+    source.publish(key.exchange, "a.b", 1);
+    source.publish(key.exchange, "a.b", 2);
+    const held = source.publish(key.exchange, "a.b", 3);
+    expect(held).toBeInstanceOf(Promise);
+    let released = false;
+    void (held as Promise<void>).then(() => {
+      released = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(released).toBe(false);
+
+    // Three messages in a buffer of two: one read leaves it still full.
+    expect((await reader.next()).value?.payload).toBe(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(released).toBe(false);
+    expect((await reader.next()).value?.payload).toBe(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(released).toBe(true);
+    expect(reader.stats().lost).toBe(0);
   });
 
   test("open failure rejects every waiter", async () => {
