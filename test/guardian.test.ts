@@ -180,3 +180,29 @@ test("guardianEvents query hides strangers' queues", async () => {
   );
   expect(response.data?.guardianEvents).toEqual([]);
 });
+
+test("events reach every gateway on the database", async () => {
+  const other = await startGateway();
+  cleanup.add(() => other.stop());
+  const seenHere: GuardianEventRecord[] = [];
+  const seenThere: GuardianEventRecord[] = [];
+  const queue = `queue/${account}/announced`;
+  gateway.guardianEvents.on("event", (e) => e.queue === queue && seenHere.push(e));
+  other.guardianEvents.on("event", (e) => e.queue === queue && seenThere.push(e));
+
+  await gateway.guardianEvents.record({
+    queue,
+    account,
+    kind: "WARNED",
+    size: 3,
+    threshold: 2,
+  });
+
+  await eventually(async () =>
+    seenHere.length === 1 && seenThere.length === 1 ? true : undefined,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(seenHere).toHaveLength(1);
+  expect(seenThere[0]).toMatchObject({ queue, kind: "WARNED", size: 3 });
+  expect(seenThere[0].at).toBeInstanceOf(Date);
+});

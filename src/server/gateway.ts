@@ -193,6 +193,7 @@ export class Gateway {
     await this.stats.stop();
     await this.live.close();
     await this.liveSource.close();
+    await this.guardianEvents.close();
     await this.amqp.close();
     await this.db.$disconnect();
     this.currentState = "stopped";
@@ -241,6 +242,13 @@ export class Gateway {
       this.abort.signal,
     );
     if (this.abort.signal.aborted) return;
+    await this.guardianEvents.listen(this.config.databaseUrl).catch((error) => {
+      this.logger.warn(
+        { err: error },
+        "listening for guardian events failed; this gateway publishes " +
+          "only its own guardian's events",
+      );
+    });
     this.databaseIsReady = true;
     this.guardian?.start();
     this.stats.start();
