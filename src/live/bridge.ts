@@ -26,6 +26,8 @@ export interface LiveMessage {
   timestamp?: Date;
   /** Set on notices only; their routingKey is "" and payload null. */
   notice?: LiveNotice;
+  /** The binding it was delivered through, set by the bridge. */
+  binding?: BindingKey;
 }
 
 export interface BindingKey {
@@ -68,6 +70,8 @@ export interface LiveBridgeOptions {
 export interface SubscribeOptions {
   /** Aborting rejects a pending subscribe with the signal's reason. */
   signal?: AbortSignal;
+  /** Called when the subscription ends for staying behind too long. */
+  onSlow?: (error: SlowSubscriberError) => void;
 }
 
 export interface LiveBridgeStats {
@@ -139,6 +143,7 @@ class Subscriber implements LiveSubscription {
     private readonly onDrop: () => void,
     private readonly onLeave: () => void,
     private readonly onRead: () => void,
+    private readonly onSlow?: (error: SlowSubscriberError) => void,
   ) {}
 
   /** True while the buffer holds `capacity` messages or more. */
@@ -182,8 +187,10 @@ class Subscriber implements LiveSubscription {
     if (behindMs <= this.maxBehindMs) return;
     this.buffer.length = 0;
     this.unreported = 0;
-    this.end(new SlowSubscriberError(this.key, behindMs));
+    const error = new SlowSubscriberError(this.key, behindMs);
+    this.end(error);
     this.leaveSource();
+    this.onSlow?.(error);
   }
 
   /** Queues a GAP notice behind the messages already buffered. */
@@ -342,6 +349,7 @@ export class LiveBridge {
       },
       () => this.leave(binding, subscriber),
       () => this.releaseIfRoom(binding),
+      options.onSlow,
     );
     binding.subscribers.add(subscriber);
     try {
@@ -437,6 +445,9 @@ export class LiveBridge {
    * backlog waits in the broker: at most the prefetch count waits here.
    */
   private deliver(binding: Binding, message: LiveMessage): Promise<void> | void {
+    // The source makes a new object per delivery, which every subscriber
+    // of this binding shares.
+    message.binding = binding.key;
     const subscribers = [...binding.subscribers];
     const allFull =
       subscribers.length > 0 && subscribers.every((subscriber) => subscriber.full);
@@ -547,6 +558,7 @@ function notice(
     redelivered: false,
     timestamp: new Date(),
     notice: { kind, lost },
+    binding: key,
   };
 }
 

@@ -1,8 +1,9 @@
-// Several live subscriptions read as one stream, each message tagged with
-// the binding it came through, and an optional payload filter applied.
+// Several live subscriptions read as one stream, with an optional payload
+// filter applied.
 import type { BindingKey, LiveMessage, LiveSubscription } from "./bridge";
 import type { PayloadPredicate } from "./filter";
 
+/** A message whose binding the bridge has set. */
 export interface TaggedMessage extends LiveMessage {
   binding: BindingKey;
 }
@@ -57,7 +58,8 @@ export function mergeSubscriptions(
         pending.set(index, read(index));
         const message = result.value;
         if (filter && !message.notice && !filter(message.payload)) continue;
-        return { done: false, value: { ...message, binding: keys[index] } };
+        message.binding ??= keys[index];
+        return { done: false, value: message as TaggedMessage };
       }
       return DONE;
     },

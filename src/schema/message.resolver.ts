@@ -43,7 +43,7 @@ export class MessageResolver {
     @Arg("filter", () => [PayloadCondition], { nullable: true })
     _filter: PayloadCondition[] | null,
   ): TaggedMessage {
-    return { ...message, timestamp: message.timestamp ?? new Date() };
+    return message;
   }
 }
 
@@ -54,17 +54,29 @@ async function subscribeMessages(
   if (!context.allowAnonymous) requireViewer(context);
   const keys = readBindings(args);
   const filter = args.filter?.length ? compileFilter(args.filter) : null;
+  const onSlow = (error: SlowSubscriberError) => {
+    if (!context.closeSocket) return;
+    context.logger.warn(
+      { ...error.key, behindMs: error.behindMs },
+      "closing the socket of a subscriber that stayed behind",
+    );
+    context.closeSocket(SLOW_SUBSCRIBER_CLOSE_CODE, error.message);
+  };
   const subscriptions: LiveSubscription[] = [];
   try {
     for (const key of keys) {
-      subscriptions.push(await context.services.live.subscribe(key));
+      subscriptions.push(await context.services.live.subscribe(key, { onSlow }));
     }
   } catch (error) {
     await Promise.all(subscriptions.map((s) => s.return()));
     throw error;
   }
-  const merged = mergeSubscriptions(subscriptions, keys, filter);
-  return disconnectWhenSlow(merged, context);
+  // One binding without a filter needs no merging: its messages already
+  // carry their binding.
+  if (subscriptions.length === 1 && !filter) {
+    return subscriptions[0] as AsyncIterable<TaggedMessage>;
+  }
+  return mergeSubscriptions(subscriptions, keys, filter);
 }
 
 /**
@@ -72,32 +84,6 @@ async function subscribeMessages(
  * LIVE_MAX_BEHIND_MS; in the private range, outside graphql-ws's 44xx.
  */
 export const SLOW_SUBSCRIBER_CLOSE_CODE = 4290;
-
-function disconnectWhenSlow(
-  iterator: AsyncIterableIterator<TaggedMessage>,
-  context: GraphQLContext,
-): AsyncIterableIterator<TaggedMessage> {
-  return {
-    async next() {
-      try {
-        return await iterator.next();
-      } catch (error) {
-        if (error instanceof SlowSubscriberError && context.closeSocket) {
-          context.logger.warn(
-            { ...error.key, behindMs: error.behindMs },
-            "closing the socket of a subscriber that stayed behind",
-          );
-          context.closeSocket(SLOW_SUBSCRIBER_CLOSE_CODE, error.message);
-        }
-        throw error;
-      }
-    },
-    return: () => iterator.return!(),
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-}
 
 function readBindings(args: MessagesArgs): BindingKey[] {
   const given = args.bindings ?? [];

@@ -551,6 +551,7 @@ describe("LiveBridge with RabbitMQ", () => {
       payload: { at: "once" },
       redelivered: false,
       timestamp: expect.any(Date),
+      binding: { exchange, routingKeyPattern: "now.*" },
     });
   });
 
