@@ -183,6 +183,9 @@ export class AmqpLiveSource implements LiveSource {
 class LiveConsumer {
   private state: ConsumerState = "starting";
   private channel: Channel | null = null;
+  private ackBatch: { channel: Channel; last: ConsumeMessage } | null = null;
+  private ackScheduled = false;
+  private heldAcks = 0;
   private queue = "";
   private consumerTag = "";
   private starting: Promise<void> | null = null;
@@ -342,12 +345,51 @@ class LiveConsumer {
     if (this.state === "closed" || this.state === "ended") return;
     const held = this.onMessage(this.toLiveMessage(message, queue));
     if (!held) {
-      channel.ack(message);
+      this.acknowledge(channel, message);
       return;
     }
     // Every subscriber is behind: acknowledging later keeps the backlog in
-    // the broker, which stops delivering at the prefetch count.
-    void held.then(() => this.ackLater(channel, message));
+    // the broker, which stops delivering at the prefetch count. The batch
+    // goes first, because a later `multiple` acknowledgement would cover
+    // this delivery too.
+    this.flushAcks();
+    this.heldAcks += 1;
+    void held.then(() => {
+      this.heldAcks -= 1;
+      this.ackLater(channel, message);
+    });
+  }
+
+  /**
+   * Acknowledges the deliveries of one socket read together: the last one
+   * with `multiple` set, once the read is processed. While some delivery is
+   * held back, each is acknowledged on its own instead.
+   */
+  private acknowledge(channel: Channel, message: ConsumeMessage): void {
+    if (this.heldAcks > 0) {
+      channel.ack(message);
+      return;
+    }
+    if (this.ackBatch && this.ackBatch.channel !== channel) this.flushAcks();
+    this.ackBatch = { channel, last: message };
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      this.ackScheduled = false;
+      this.flushAcks();
+    });
+  }
+
+  private flushAcks(): void {
+    const batch = this.ackBatch;
+    if (!batch) return;
+    this.ackBatch = null;
+    try {
+      batch.channel.ack(batch.last, true);
+    } catch (error) {
+      // The channel closed meanwhile; the broker requeues what it held.
+      this.logger.debug({ err: error }, "batched acknowledgement skipped");
+    }
   }
 
   private ackLater(channel: Channel, message: ConsumeMessage): void {

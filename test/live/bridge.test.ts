@@ -539,6 +539,33 @@ describe("LiveBridge with RabbitMQ", () => {
     expect((await nextMessage(second)).payload).toEqual({ n: 1 });
   });
 
+  test("held and batched acknowledgements mix safely", async () => {
+    // Buffers of 100 with a prefetch of 10: the slow reader's buffer fills,
+    // so deliveries are held back while the fast reader also lags, then
+    // released and acknowledged one by one amid batched acknowledgements.
+    const fast = await subscribe("mix.#");
+    const slow = await subscribe("mix.#");
+    const count = 600;
+    for (let n = 0; n < count; n += 1) await publish("mix.n", { n });
+
+    const received: unknown[] = [];
+    for (let n = 0; n < count; n += 1) {
+      received.push((await nextMessage(fast)).payload);
+    }
+    expect(received).toEqual(
+      Array.from({ length: count }, (_, n) => ({ n })),
+    );
+    // Every message reached the slow reader or was counted as lost.
+    let accounted = 0;
+    while (accounted < count) {
+      const message = await nextMessage(slow);
+      accounted += message.notice ? message.notice.lost : 1;
+    }
+    expect(accounted).toBe(count);
+    expect(slow.stats().lost).toBeGreaterThan(0);
+    expect(bridge.stats().bindings).toBe(1);
+  });
+
   test("publish right after subscribe arrives", async () => {
     const subscription = await subscribe("now.*");
     await publish("now.a", { at: "once" });
