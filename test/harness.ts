@@ -211,3 +211,32 @@ export class Cleanup {
     if (errors.length > 0) throw errors[0];
   }
 }
+
+/**
+ * Opens a bare graphql-transport-ws socket, signs in and sends one
+ * subscribe message, for tests that must drop or stall the socket in ways
+ * the graphql-ws client does not allow.
+ */
+export async function rawSubscription(
+  gateway: Gateway,
+  token: string,
+  query: string,
+  variables: Record<string, unknown>,
+): Promise<WebSocket> {
+  const socket = new WebSocket(
+    gateway.url.replace(/^http/, "ws"),
+    "graphql-transport-ws",
+  );
+  await new Promise((resolve) => socket.once("open", resolve));
+  socket.send(
+    JSON.stringify({
+      type: "connection_init",
+      payload: { authorization: `Bearer ${token}` },
+    }),
+  );
+  await new Promise((resolve) => socket.once("message", resolve));
+  socket.send(
+    JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables } }),
+  );
+  return socket;
+}

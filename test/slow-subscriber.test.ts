@@ -4,14 +4,13 @@
 // with 4290.
 import "reflect-metadata";
 
-import WebSocket from "ws";
-
 import { SLOW_SUBSCRIBER_CLOSE_CODE } from "../src/schema/message.resolver";
 import type { Gateway } from "../src/server";
 import {
   brokerAdmin,
   Cleanup,
   eventually,
+  rawSubscription,
   startGateway,
   tokenFor,
   uniqueEmail,
@@ -40,30 +39,13 @@ beforeAll(async () => {
 afterAll(() => cleanup.run());
 
 test("paused client is closed with 4290", async () => {
-  const socket = new WebSocket(
-    gateway.url.replace(/^http/, "ws"),
-    "graphql-transport-ws",
-  );
-  await new Promise((resolve) => socket.once("open", resolve));
-  const token = await tokenFor(uniqueEmail("slow"));
-  socket.send(
-    JSON.stringify({
-      type: "connection_init",
-      payload: { authorization: `Bearer ${token}` },
-    }),
-  );
-  await new Promise((resolve) => socket.once("message", resolve));
-  socket.send(
-    JSON.stringify({
-      id: "1",
-      type: "subscribe",
-      payload: {
-        query: `subscription ($e: String!) {
-          messages(exchange: $e, routingKeyPattern: "#") { routingKey payload }
-        }`,
-        variables: { e: exchange },
-      },
-    }),
+  const socket = await rawSubscription(
+    gateway,
+    await tokenFor(uniqueEmail("slow")),
+    `subscription ($e: String!) {
+       messages(exchange: $e, routingKeyPattern: "#") { routingKey payload }
+     }`,
+    { e: exchange },
   );
   await eventually(async () =>
     gateway.live.stats().subscribers === 1 ? true : undefined,

@@ -10,6 +10,7 @@ import {
   errorCodes,
   eventually,
   gql,
+  rawSubscription,
   startGateway,
   tokenFor,
   uniqueEmail,
@@ -114,25 +115,10 @@ test("other patterns receive nothing", async () => {
 });
 
 test("dropped socket removes the live queue", async () => {
-  const socket = new WebSocket(
-    gateway.url.replace(/^http/, "ws"),
-    "graphql-transport-ws",
-  );
-  await new Promise((resolve) => socket.once("open", resolve));
-  socket.send(
-    JSON.stringify({
-      type: "connection_init",
-      payload: { authorization: `Bearer ${token}` },
-    }),
-  );
-  await new Promise((resolve) => socket.once("message", resolve));
-  socket.send(
-    JSON.stringify({
-      id: "1",
-      type: "subscribe",
-      payload: { query: MESSAGES, variables: { exchange, pattern: "drop.#" } },
-    }),
-  );
+  const socket = await rawSubscription(gateway, token, MESSAGES, {
+    exchange,
+    pattern: "drop.#",
+  });
   await eventually(async () =>
     (await liveQueues()).length === 1 ? true : undefined,
   );
@@ -374,27 +360,8 @@ describe("teardown", () => {
     return Number(line?.split(" ")[1]);
   }
 
-  async function rawSubscribe(pattern: string): Promise<WebSocket> {
-    const socket = new WebSocket(
-      gateway.url.replace(/^http/, "ws"),
-      "graphql-transport-ws",
-    );
-    await new Promise((resolve) => socket.once("open", resolve));
-    socket.send(
-      JSON.stringify({
-        type: "connection_init",
-        payload: { authorization: `Bearer ${token}` },
-      }),
-    );
-    await new Promise((resolve) => socket.once("message", resolve));
-    socket.send(
-      JSON.stringify({
-        id: "1",
-        type: "subscribe",
-        payload: { query: MESSAGES, variables: { exchange, pattern } },
-      }),
-    );
-    return socket;
+  function rawSubscribe(pattern: string): Promise<WebSocket> {
+    return rawSubscription(gateway, token, MESSAGES, { exchange, pattern });
   }
 
   test("socket dropped while declaring leaves nothing", async () => {

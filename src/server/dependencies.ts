@@ -40,21 +40,43 @@ export async function prepareDatabase(
   retryIntervalMs: number,
   signal: AbortSignal,
 ): Promise<void> {
-  const errors = new RateLimitedLog(logger);
-  for (let attempt = 1; !signal.aborted; attempt += 1) {
-    try {
+  await retryUntilDone(
+    "database",
+    async () => {
       await ensureDatabase(databaseUrl, logger);
       const applied = await applyMigrations(databaseUrl, logger);
       logger.info(
         { database: describeDatabase(databaseUrl).name, applied },
         "database ready",
       );
+    },
+    (error) => describeDatabaseError(databaseUrl, error),
+    { logger, retryIntervalMs, signal },
+  );
+}
+
+/**
+ * Runs `step` until it succeeds or the signal aborts, logging each failure
+ * with `describe` (at most once a minute per dependency) and waiting
+ * retryIntervalMs between attempts.
+ */
+async function retryUntilDone(
+  dependency: string,
+  step: () => Promise<void>,
+  describe: (error: unknown) => string,
+  options: { logger: Logger; retryIntervalMs: number; signal: AbortSignal },
+): Promise<void> {
+  const { logger, retryIntervalMs, signal } = options;
+  const errors = new RateLimitedLog(logger);
+  for (let attempt = 1; !signal.aborted; attempt += 1) {
+    try {
+      await step();
       return;
     } catch (error) {
       errors.error(
-        "database",
+        dependency,
         { err: error, attempt, retryInMs: retryIntervalMs },
-        describeDatabaseError(databaseUrl, error),
+        describe(error),
       );
       await sleep(retryIntervalMs, undefined, { signal }).catch(() => undefined);
     }
@@ -86,9 +108,9 @@ export async function waitForManagement(
   retryIntervalMs: number,
   signal: AbortSignal,
 ): Promise<void> {
-  const errors = new RateLimitedLog(logger);
-  for (let attempt = 1; !signal.aborted; attempt += 1) {
-    try {
+  await retryUntilDone(
+    "management",
+    async () => {
       const overview = await management.overview();
       logger.info(
         {
@@ -97,14 +119,8 @@ export async function waitForManagement(
         },
         "RabbitMQ management API reachable",
       );
-      return;
-    } catch (error) {
-      errors.error(
-        "management",
-        { err: error, attempt, retryInMs: retryIntervalMs },
-        describeManagementError(management, error),
-      );
-      await sleep(retryIntervalMs, undefined, { signal }).catch(() => undefined);
-    }
-  }
+    },
+    (error) => describeManagementError(management, error),
+    { logger, retryIntervalMs, signal },
+  );
 }
