@@ -34,6 +34,8 @@ export class MessageResolver {
     subscribe: ({ args, context }) =>
       subscribeMessages(args as MessagesArgs, context as GraphQLContext),
   })
+  // Declares the arguments. buildGatewaySchema replaces this field's
+  // resolver with one that returns the payload, so it never runs per event.
   messages(
     @Root() message: TaggedMessage,
     @Arg("exchange", () => String, { nullable: true }) _exchange: string | null,
