@@ -1,6 +1,6 @@
 // A real broker restart (rabbitmqctl stop_app, then start_app) under an
 // open graphql-ws socket: the gateway reconnects, declares and binds its
-// live queue again, tells the subscriber about the gap, and delivers new
+// live queue again, sends the subscriber a gap notice, and delivers new
 // messages on the same socket. Needs rabbitmqctl on this machine, as CI
 // and the README's set-up have it.
 import { execFileSync } from "node:child_process";

@@ -1,12 +1,12 @@
-// The main job end to end, on the real broker and database: an account, a
-// queue bound to Taskcluster's task-completed exchange, a live subscription
-// on the same binding, a replay of recorded messages, queue statistics, and
-// the guardian deleting the queue past its threshold.
+// The main job end to end, on the real broker and database. A user creates
+// an account and a queue bound to Taskcluster's task-completed exchange,
+// subscribes to the same binding and replays recorded messages. Then the
+// queue's statistics show them, and the guardian deletes the queue past its
+// threshold.
 import path from "node:path";
 
 import type { Client } from "graphql-ws";
 
-import { Guardian } from "../src/guardian";
 import { readRecording, publishRecording } from "../src/replay";
 import type { Gateway } from "../src/server";
 import {
@@ -15,6 +15,7 @@ import {
   Collected,
   eventually,
   gql,
+  guardianFor,
   startGateway,
   tokenFor,
   uniqueEmail,
@@ -142,16 +143,7 @@ test("main job: replay, live messages, stats, guardian delete", async () => {
     where: { name: queueName },
     data: { deleteSize: 10 },
   });
-  const guardian = new Guardian({
-    db: gateway.db,
-    management: gateway.management,
-    stats: gateway.stats,
-    events: gateway.guardianEvents,
-    logger: gateway.logger,
-    warnSize: gateway.config.guardian.warnSize,
-    deleteSize: gateway.config.guardian.deleteSize,
-    gatewayAccount: gateway.config.gatewayAccount,
-  });
+  const guardian = guardianFor(gateway);
   guardian.start();
   cleanup.add(() => guardian.stop());
   await gateway.stats.refresh();

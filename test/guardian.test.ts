@@ -11,6 +11,7 @@ import {
   Cleanup,
   eventually,
   gql,
+  guardianFor,
   startGateway,
   tokenFor,
   uniqueEmail,
@@ -36,16 +37,7 @@ beforeAll(async () => {
   );
   expect(created.errors).toBeUndefined();
   cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
-  guardian = new Guardian({
-    db: gateway.db,
-    management: gateway.management,
-    stats: gateway.stats,
-    events: gateway.guardianEvents,
-    logger: gateway.logger,
-    warnSize: gateway.config.guardian.warnSize,
-    deleteSize: gateway.config.guardian.deleteSize,
-    gatewayAccount: gateway.config.gatewayAccount,
-  });
+  guardian = guardianFor(gateway);
   gateway.guardianEvents.on("event", (event) => events.push(event));
   channel = await gateway.amqp.createChannel();
   cleanup.add(() => channel.close());

@@ -10,6 +10,7 @@ import WebSocket from "ws";
 
 import { signToken } from "../src/auth";
 import { loadConfig, type Config } from "../src/config";
+import { Guardian } from "../src/guardian";
 import { createLogger } from "../src/logger";
 import { ManagementClient } from "../src/rabbitmq";
 import { Gateway } from "../src/server";
@@ -239,4 +240,41 @@ export async function rawSubscription(
     JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables } }),
   );
   return socket;
+}
+
+/**
+ * Declares a non-durable topic exchange for one test file and registers
+ * its deletion with the file's cleanup.
+ */
+export async function declareTestExchange(
+  gateway: Gateway,
+  cleanup: Cleanup,
+  name: string,
+): Promise<void> {
+  const channel = await gateway.amqp.createChannel();
+  await channel.assertExchange(name, "topic", { durable: false });
+  await channel.close();
+  cleanup.add(async () => {
+    const channel = await gateway.amqp.createChannel();
+    await channel.deleteExchange(name);
+    await channel.close();
+  });
+}
+
+/**
+ * Creates a guardian on the gateway's database, broker and event log with
+ * the gateway's global thresholds, as `npm run guardian` would, so a test
+ * can run passes itself.
+ */
+export function guardianFor(gateway: Gateway): Guardian {
+  return new Guardian({
+    db: gateway.db,
+    management: gateway.management,
+    stats: gateway.stats,
+    events: gateway.guardianEvents,
+    logger: gateway.logger,
+    warnSize: gateway.config.guardian.warnSize,
+    deleteSize: gateway.config.guardian.deleteSize,
+    gatewayAccount: gateway.config.gatewayAccount,
+  });
 }

@@ -1,5 +1,5 @@
 // Request limits: field count (aliases included) and body size, each
-// rejected with a JSON error that says what to change.
+// rejected with a JSON error that names what to change.
 import type { Gateway } from "../src/server";
 import { MAX_FIELDS_PER_REQUEST } from "../src/schema";
 import {

@@ -6,6 +6,7 @@ import {
   ADMIN_EMAIL,
   brokerAdmin,
   Cleanup,
+  declareTestExchange,
   errorCodes,
   eventually,
   gql,
@@ -43,14 +44,7 @@ beforeAll(async () => {
   );
   expect(created.errors).toBeUndefined();
   cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
-  const channel = await gateway.amqp.createChannel();
-  await channel.assertExchange(exchange, "topic", { durable: false });
-  await channel.close();
-  cleanup.add(async () => {
-    const channel = await gateway.amqp.createChannel();
-    await channel.deleteExchange(exchange);
-    await channel.close();
-  });
+  await declareTestExchange(gateway, cleanup, exchange);
 });
 
 afterAll(() => cleanup.run());

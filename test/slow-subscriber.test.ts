@@ -1,4 +1,4 @@
-// A client that stops reading its socket: the gateway holds at most its
+// A client that stops reading its socket: the gateway keeps at most its
 // buffer and the prefetch count, the backlog waits in the broker, and once
 // the client has been behind for LIVE_MAX_BEHIND_MS its socket is closed
 // with 4290.
@@ -9,6 +9,7 @@ import type { Gateway } from "../src/server";
 import {
   brokerAdmin,
   Cleanup,
+  declareTestExchange,
   eventually,
   rawSubscription,
   startGateway,
@@ -26,14 +27,7 @@ beforeAll(async () => {
     live: { prefetch: 50, bufferSize: 10, maxBehindMs: 10_000 },
   });
   cleanup.add(() => gateway.stop());
-  const channel = await gateway.amqp.createChannel();
-  await channel.assertExchange(exchange, "topic", { durable: false });
-  await channel.close();
-  cleanup.add(async () => {
-    const channel = await gateway.amqp.createChannel();
-    await channel.deleteExchange(exchange);
-    await channel.close();
-  });
+  await declareTestExchange(gateway, cleanup, exchange);
 });
 
 afterAll(() => cleanup.run());

@@ -6,6 +6,7 @@ import type { Gateway } from "../src/server";
 import {
   brokerAdmin,
   Cleanup,
+  declareTestExchange,
   Collected,
   errorCodes,
   eventually,
@@ -33,14 +34,7 @@ beforeAll(async () => {
   gateway = await startGateway();
   cleanup.add(() => gateway.stop());
   token = await tokenFor(uniqueEmail("watcher"));
-  const channel = await gateway.amqp.createChannel();
-  await channel.assertExchange(exchange, "topic", { durable: false });
-  await channel.close();
-  cleanup.add(async () => {
-    const channel = await gateway.amqp.createChannel();
-    await channel.deleteExchange(exchange);
-    await channel.close();
-  });
+  await declareTestExchange(gateway, cleanup, exchange);
 });
 
 // Each test starts with no live subscriber, so counts compare cleanly.

@@ -41,7 +41,7 @@ const SECONDS_PER_UNIT: Record<string, number> = {
   w: 604_800,
 };
 
-/** Longest lifetime a local token may have: one year. */
+/** Maximum lifetime of a local token: one year. */
 const MAX_SECONDS = 365 * 86_400;
 
 class UsageError extends Error {}

@@ -3,10 +3,9 @@ import type { Logger } from "../logger";
 import { validateBindingPattern } from "./topic";
 
 /**
- * Something a subscriber should know about its stream rather than a
- * message: LOST after its buffer overflowed (`lost` says how many messages
- * went), GAP after the broker connection dropped and came back, during
- * which messages may have been published and missed.
+ * Notice about a subscriber's stream rather than a message. LOST follows a
+ * buffer overflow, and `lost` counts the dropped messages. GAP follows a
+ * broker reconnection, during which messages may have been missed.
  */
 export interface LiveNotice {
   kind: "LOST" | "GAP";
@@ -120,9 +119,9 @@ export class SlowSubscriberError extends Error {
 }
 
 /**
- * A bounded queue of messages read through the async iterator protocol.
- * When full, a new message evicts the oldest one, so `push` never waits for
- * a slow reader.
+ * Bounded queue of messages read through the async iterator protocol.
+ * `push` never waits for a slow reader: when full, a new message evicts the
+ * oldest one, unless the bridge asks it to overflow (see `deliver`).
  */
 class Subscriber implements LiveSubscription {
   private readonly buffer: LiveMessage[] = [];
@@ -146,7 +145,7 @@ class Subscriber implements LiveSubscription {
     private readonly onSlow?: (error: SlowSubscriberError) => void,
   ) {}
 
-  /** True while the buffer holds `capacity` messages or more. */
+  /** True while the buffer contains `capacity` messages or more. */
   get full(): boolean {
     return this.buffer.length >= this.capacity;
   }
@@ -315,8 +314,8 @@ export class LiveBridge {
     this.source = options.source;
     this.bufferSize = options.bufferSize;
     this.maxBehindMs = options.maxBehindMs ?? 60_000;
-    // A paused reader gets no new messages once the broker holds the
-    // backlog, so the time limit is checked on a timer, not on delivery.
+    // A paused reader gets no new messages once the backlog stays in the
+    // broker, so the time limit is checked on a timer, not on delivery.
     this.behindTimer = setInterval(
       () => this.checkBehind(),
       Math.max(10, Math.min(this.maxBehindMs / 2, 1000)),
@@ -441,8 +440,9 @@ export class LiveBridge {
    * Hands a message to every subscriber. While at least one has room, a
    * full one drops its oldest message, so a slow reader never delays a fast
    * one. When every one is full, the message is kept and the returned
-   * promise holds the source's acknowledgement until one has room, so the
-   * backlog waits in the broker: at most the prefetch count waits here.
+   * promise delays the source's acknowledgement until one has room. The
+   * backlog then waits in the broker, and at most the prefetch count waits
+   * here.
    */
   private deliver(binding: Binding, message: LiveMessage): Promise<void> | void {
     // The source makes a new object per delivery, which every subscriber

@@ -4,7 +4,7 @@ export type { Logger };
 
 export interface LoggerOptions {
   level?: string;
-  /** Where log lines go; standard output by default. */
+  /** Destination of log lines; standard output by default. */
   destination?: pino.DestinationStream;
 }
 
@@ -21,7 +21,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /**
- * Logs a repeated error at most once per interval per key, then says how
+ * Logs a repeated error at most once per interval per key, then logs how
  * many repeats it left out. Used for failures that recur on every poll or
  * retry, so a dead dependency does not flood the log.
  */

@@ -94,7 +94,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     });
   }
 
-  /** The live connection, or BROKER_UNAVAILABLE while there is none. */
+  /** Returns the live connection, or throws BROKER_UNAVAILABLE. */
   current(): ChannelModel {
     if (!this.model) throw this.unavailable();
     return this.model;

@@ -71,7 +71,7 @@ const QUEUE_COLUMNS = [
 ].join(",");
 
 /**
- * Default cap on management API requests in flight. Each request holds a
+ * Default cap on management API requests in flight. Each request uses a
  * connection, and the broker fails once it runs out of file descriptors
  * (1024 on a default Linux install), so a burst of GraphQL fields must
  * queue here rather than open one connection each.

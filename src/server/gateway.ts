@@ -111,21 +111,8 @@ export class Gateway {
    */
   async start(): Promise<void> {
     this.currentState = "starting";
-    if (this.config.jwt.usesDevelopmentSecret) {
-      this.logger.warn(
-        "JWT_SECRET is not set: tokens are checked with the development " +
-          "secret, which `npm run token` also uses; set JWT_SECRET or " +
-          "JWT_JWKS_URL for real use",
-      );
-    }
-    const secret = this.config.jwt.secret;
-    if (secret && !this.config.jwt.usesDevelopmentSecret && secret.length < 32) {
-      this.logger.warn(
-        { length: secret.length },
-        "JWT_SECRET is shorter than 32 characters, so tokens are easier " +
-          "to forge; use a long random value",
-      );
-    }
+    this.warnAboutSecret();
+
     const schema = await buildGatewaySchema();
     this.ws = startWebSocketServer({
       httpServer: this.httpServer,
@@ -141,6 +128,7 @@ export class Gateway {
     await this.apollo.start();
     this.mountRoutes(this.app);
     await this.listen();
+
     await this.amqp.start();
     void waitForManagement(
       this.management,
@@ -150,7 +138,25 @@ export class Gateway {
     );
     this.databaseReady = this.startDatabaseDependents();
     this.logger.info({ url: this.url }, "gateway listening");
+    // Only the state and its log line depend on this; tests await ready().
     void this.ready(2 ** 31 - 1).catch(() => undefined);
+  }
+
+  private warnAboutSecret(): void {
+    const { secret, usesDevelopmentSecret } = this.config.jwt;
+    if (usesDevelopmentSecret) {
+      this.logger.warn(
+        "JWT_SECRET is not set: tokens are checked with the development " +
+          "secret, which `npm run token` also uses; set JWT_SECRET or " +
+          "JWT_JWKS_URL for real use",
+      );
+    } else if (secret && secret.length < 32) {
+      this.logger.warn(
+        { length: secret.length },
+        "JWT_SECRET is shorter than 32 characters, so tokens are easier " +
+          "to forge; use a long random value",
+      );
+    }
   }
 
   /** Resolves when the database is migrated and AMQP is connected. */

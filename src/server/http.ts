@@ -61,7 +61,7 @@ export function createApp(): Express {
 export const MAX_BODY = "1mb";
 
 /**
- * Answers body-parser failures and other unhandled errors with a GraphQL
+ * Responds to body-parser failures and other unhandled errors with a GraphQL
  * error body in JSON, not Express's HTML page with a stack trace.
  */
 export function jsonErrorHandler(logger: Logger): ErrorRequestHandler {

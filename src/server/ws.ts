@@ -72,7 +72,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
           const reason = closeReason((error as Error).message);
           logger.info({ reason }, "websocket rejected");
           // Closing here, before graphql-ws closes with a bare "Forbidden",
-          // tells the client why its token was rejected.
+          // gives the client the reason its token was rejected.
           ctx.extra.socket.close(CloseCode.Forbidden, reason);
           return false;
         }
@@ -112,7 +112,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
   };
 }
 
-/** A WebSocket close reason may hold at most 123 bytes of UTF-8. */
+/** Cuts a message to a WebSocket close reason's limit of 123 bytes. */
 function closeReason(message: string): string {
   const limit = 123;
   if (Buffer.byteLength(message) <= limit) return message;

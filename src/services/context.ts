@@ -5,7 +5,7 @@ import type { Logger } from "../logger";
 import type { ManagementClient } from "../rabbitmq/management";
 import type { StatsPoller } from "../stats";
 
-/** What every service needs, built once at start-up. */
+/** Dependencies of every service, built once at start-up. */
 export interface ServiceDeps {
   db: Database;
   management: ManagementClient;

@@ -40,7 +40,7 @@ export interface QueueRecord {
   warned: boolean;
 }
 
-/** Which queues a list or a statistics stream covers. */
+/** Selection of queues for a list or a statistics stream. */
 export interface QueueSelection {
   accounts: string[] | "all";
   /** Only these queue names, when set. */
@@ -113,7 +113,7 @@ export class QueueService {
     );
   }
 
-  /** One queue, with statistics read from the broker now. */
+  /** Returns one queue, with statistics read from the broker now. */
   async get(viewer: Viewer, name: string): Promise<QueueRecord> {
     const account = requireQueueAccount(name);
     await authorizeAccount(this.deps, viewer, account);

@@ -24,7 +24,7 @@ export interface StatsPollerOptions {
   management: ManagementClient;
   intervalMs: number;
   logger: Logger;
-  /** Longest delay between failed polls; doubles from intervalMs (60000). */
+  /** Maximum delay between failed polls; doubles from intervalMs (60000). */
   maxBackoffMs?: number;
 }
 

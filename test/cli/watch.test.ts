@@ -3,6 +3,7 @@ import { main } from "../../src/cli/watch";
 import type { Gateway } from "../../src/server";
 import {
   Cleanup,
+  declareTestExchange,
   eventually,
   startGateway,
   TEST_SECRET,
@@ -31,14 +32,7 @@ function capture() {
 beforeAll(async () => {
   gateway = await startGateway();
   cleanup.add(() => gateway.stop());
-  const channel = await gateway.amqp.createChannel();
-  await channel.assertExchange(exchange, "topic", { durable: false });
-  await channel.close();
-  cleanup.add(async () => {
-    const channel = await gateway.amqp.createChannel();
-    await channel.deleteExchange(exchange);
-    await channel.close();
-  });
+  await declareTestExchange(gateway, cleanup, exchange);
 });
 
 afterAll(() => cleanup.run());
