@@ -3,7 +3,7 @@
 # are up, for `npm start` and `npm test` on a developer machine or in CI.
 # It only acts on services of this machine: when RABBITMQ_MANAGEMENT_URL or
 # DATABASE_URL point elsewhere, or a tool is missing, it prints what to do
-# and leaves the rest to the gateway, which retries until they answer.
+# and leaves the rest to the gateway, which retries until they respond.
 set -u
 
 management_url=${RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:15672}
