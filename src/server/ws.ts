@@ -1,6 +1,11 @@
 import type { Server as HttpServer } from "node:http";
 
-import { specifiedRules, validate, type GraphQLSchema } from "graphql";
+import {
+  specifiedRules,
+  subscribe,
+  validate,
+  type GraphQLSchema,
+} from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -14,6 +19,12 @@ import {
   type GraphQLContext,
   type Services,
 } from "../schema";
+import {
+  isSubscriptionTo,
+  renderKeyOf,
+  SharedFrames,
+  type FrameTarget,
+} from "./shared-frames";
 
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
@@ -49,6 +60,12 @@ export function startWebSocketServer(options: WebSocketOptions) {
   });
   let connections = 0;
   const format = createErrorFormatter(logger, options.production);
+  // `messages` events depend on the event alone, so subscriptions to the
+  // same document share their execution and serialization.
+  const sharedFrames = new SharedFrames((errors) =>
+    formatResultErrors(format, errors),
+  );
+  const frameTargets = new WeakMap<object, FrameTarget>();
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
@@ -88,15 +105,31 @@ export function startWebSocketServer(options: WebSocketOptions) {
           );
         }
       },
-      context: (ctx): GraphQLContext => ({
-        viewer: (ctx.extra as SocketExtra).viewer ?? null,
-        allowAnonymous: (ctx.extra as SocketExtra).anonymous === true,
-        closeSocket: (code, reason) =>
-          ctx.extra.socket.close(code, closeReason(reason)),
-        authError: null,
-        services: options.services,
-        logger,
-      }),
+      context: (ctx, id, payload): GraphQLContext => {
+        const context: GraphQLContext = {
+          viewer: (ctx.extra as SocketExtra).viewer ?? null,
+          allowAnonymous: (ctx.extra as SocketExtra).anonymous === true,
+          closeSocket: (code, reason) =>
+            ctx.extra.socket.close(code, closeReason(reason)),
+          authError: null,
+          services: options.services,
+          logger,
+        };
+        frameTargets.set(context, {
+          id,
+          socket: ctx.extra.socket,
+          request: ctx.extra.request,
+          renderKey: renderKeyOf(payload),
+        });
+        return context;
+      },
+      subscribe: (args) => {
+        const target = frameTargets.get(args.contextValue as object);
+        if (target && isSubscriptionTo(args, "messages")) {
+          return sharedFrames.subscribe(args, target);
+        }
+        return subscribe(args);
+      },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors
           ? { ...result, errors: formatResultErrors(format, result.errors) }
