@@ -29,7 +29,7 @@ const DRAIN_RECHECK_MS = 1000;
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
-/** Where one subscription's frames go. */
+/** Destination of one subscription's frames. */
 export interface FrameTarget {
   /** The graphql-ws subscription id. */
   id: string;

@@ -178,7 +178,7 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-/** A protocol-level client that keeps every message it receives. */
+/** Opens a protocol-level client that keeps every message it receives. */
 async function connect(): Promise<{ socket: WebSocket; received: any[] }> {
   const socket = new WebSocket(url, "graphql-transport-ws");
   sockets.push(socket);
@@ -296,7 +296,7 @@ describe("SharedFrames", () => {
     client.socket.pause();
 
     // 64 KiB frames: the kernel's socket buffers take a few, then the
-    // stream must stop pulling once its socket holds the high-water mark.
+    // stream must stop pulling once its socket buffers reach the high-water mark.
     const text = "x".repeat(64 * 1024);
     const total = 400;
     for (let n = 0; n < total; n += 1) source.push({ n, text });
