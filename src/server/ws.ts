@@ -19,6 +19,7 @@ import {
   type GraphQLContext,
   type Services,
 } from "../schema";
+import { DocumentCache } from "./documents";
 import {
   isSubscriptionTo,
   renderKeyOf,
@@ -66,11 +67,15 @@ export function startWebSocketServer(options: WebSocketOptions) {
     formatResultErrors(format, errors),
   );
   const frameTargets = new WeakMap<object, FrameTarget>();
+  const documents = new DocumentCache();
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
+      parse: (query) => documents.parse(query),
       validate: (schema, document) =>
-        validate(schema, document, [...specifiedRules, maxFieldsRule()]),
+        documents.validate(document, () =>
+          validate(schema, document, [...specifiedRules, maxFieldsRule()]),
+        ),
       onConnect: async (ctx) => {
         const authorization = readAuthorization(ctx.connectionParams);
         if (!authorization && options.allowAnonymous) {
