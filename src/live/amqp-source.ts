@@ -179,12 +179,22 @@ export class AmqpLiveSource implements LiveSource {
   }
 }
 
+/** Longest time a delivery waits for its batched acknowledgement. */
+export const ACK_DELAY_MS = 20;
+
+/** Batch size, doubled, for acknowledgements when prefetch is unlimited. */
+const UNLIMITED_ACK_WINDOW = 100;
+
 /** One binding's queue, channel and consumer, re-created after reconnects. */
 class LiveConsumer {
   private state: ConsumerState = "starting";
   private channel: Channel | null = null;
-  private ackBatch: { channel: Channel; last: ConsumeMessage } | null = null;
-  private ackScheduled = false;
+  private ackBatch: {
+    channel: Channel;
+    last: ConsumeMessage;
+    count: number;
+  } | null = null;
+  private ackTimer: NodeJS.Timeout | null = null;
   private heldAcks = 0;
   private queue = "";
   private consumerTag = "";
@@ -361,8 +371,10 @@ class LiveConsumer {
   }
 
   /**
-   * Acknowledges the deliveries of one socket read together: the last one
-   * with `multiple` set, once the read is processed. While some delivery is
+   * Acknowledges deliveries in batches: the last one with `multiple` set,
+   * once half the prefetch window is waiting or ACK_DELAY_MS after the
+   * first. At 1,000 messages per second that is one acknowledgement per
+   * 20 deliveries instead of one per socket read. While some delivery is
    * held back, each is acknowledged on its own instead.
    */
   private acknowledge(channel: Channel, message: ConsumeMessage): void {
@@ -371,13 +383,22 @@ class LiveConsumer {
       return;
     }
     if (this.ackBatch && this.ackBatch.channel !== channel) this.flushAcks();
-    this.ackBatch = { channel, last: message };
-    if (this.ackScheduled) return;
-    this.ackScheduled = true;
-    setImmediate(() => {
-      this.ackScheduled = false;
+    const count = (this.ackBatch?.count ?? 0) + 1;
+    this.ackBatch = { channel, last: message, count };
+    // Acknowledging at half the window keeps the broker sending while the
+    // rest of the batch is read.
+    const { prefetch } = this.options;
+    const window = prefetch === 0 ? UNLIMITED_ACK_WINDOW : prefetch;
+    if (count >= Math.max(1, Math.floor(window / 2))) {
       this.flushAcks();
-    });
+      return;
+    }
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      this.flushAcks();
+    }, ACK_DELAY_MS);
+    this.ackTimer.unref();
   }
 
   private flushAcks(): void {

@@ -566,6 +566,43 @@ describe("LiveBridge with RabbitMQ", () => {
     expect(bridge.stats().bindings).toBe(1);
   });
 
+  test("acknowledgements reach the broker in batches", async () => {
+    // Prefetch 10: batches of five are acknowledged at once, and the last
+    // two of 27 messages by the timer.
+    const reader = await subscribe("batch.#");
+    const [queue] = await pollUntil(
+      () => liveQueuesBound("batch.#"),
+      (names) => names.length > 0,
+    );
+    const count = 27;
+    for (let n = 0; n < count; n += 1) await publish("batch.n", { n });
+    for (let n = 0; n < count; n += 1) {
+      expect((await nextMessage(reader)).payload).toEqual({ n });
+    }
+
+    // The management API's statistics lag by up to five seconds, so the
+    // check waits for a reading taken after every delivery.
+    type QueueStats = {
+      messages_unacknowledged?: number;
+      message_stats?: { deliver_get?: number };
+    };
+    const stats = await pollUntil(
+      async () => {
+        const response = await managementGet(
+          `queues/${VHOST}/${encodeURIComponent(queue)}` +
+            "?columns=messages_unacknowledged,message_stats.deliver_get",
+        );
+        return (await response.json()) as QueueStats;
+      },
+      (value) =>
+        (value.message_stats?.deliver_get ?? 0) >= count &&
+        value.messages_unacknowledged === 0,
+      20_000,
+    );
+    expect(stats.message_stats?.deliver_get).toBe(count);
+    expect(stats.messages_unacknowledged).toBe(0);
+  });
+
   test("publish right after subscribe arrives", async () => {
     const subscription = await subscribe("now.*");
     await publish("now.a", { at: "once" });
