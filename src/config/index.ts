@@ -103,7 +103,7 @@ export function loadConfig(
     ),
     guardian: readGuardian(env),
     live: {
-      prefetch: readInt(env, "LIVE_PREFETCH", 100, 1),
+      prefetch: readInt(env, "LIVE_PREFETCH", 1000, 1),
       bufferSize: readInt(env, "LIVE_BUFFER_SIZE", 1000, 1),
       maxBehindMs: readInt(env, "LIVE_MAX_BEHIND_MS", 60_000, 0),
     },
