@@ -24,7 +24,7 @@ export interface GuardianConfig {
 }
 
 export interface LiveConfig {
-  /** Unacknowledged deliveries per live queue (LIVE_PREFETCH, 100). */
+  /** Unacknowledged deliveries per live queue (LIVE_PREFETCH, 1000). */
   prefetch: number;
   /** Events buffered per subscriber before the oldest are dropped (1000). */
   bufferSize: number;
