@@ -16,6 +16,11 @@ export interface QueueInfo {
   messages_ready?: number;
   messages_unacknowledged?: number;
   consumers?: number;
+  /** Message rates; absent until messages have passed through the queue. */
+  message_stats?: {
+    publish_details?: { rate: number };
+    deliver_get_details?: { rate: number };
+  };
 }
 
 export interface BindingInfo {
@@ -68,6 +73,7 @@ const QUEUE_COLUMNS = [
   "messages_ready",
   "messages_unacknowledged",
   "consumers",
+  "message_stats",
 ].join(",");
 
 /**
@@ -123,6 +129,15 @@ export class ManagementClient {
       if (isNotFound(error)) return false;
       throw error;
     }
+  }
+
+  /** Names of every RabbitMQ user of the broker. */
+  async listUserNames(): Promise<string[]> {
+    const users: { name: string }[] = await this.request(
+      "GET",
+      "/api/users?columns=name",
+    );
+    return users.map((user) => user.name);
   }
 
   async createUser(name: string, password: string): Promise<void> {

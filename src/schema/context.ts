@@ -1,12 +1,13 @@
 import type { Viewer } from "../auth";
 import { UnauthenticatedError } from "../errors";
-import type { GuardianEventLog } from "../guardian";
+import type { GuardianEventLog, QueueHistory } from "../guardian";
 import type { LiveBridge } from "../live";
 import type { Logger } from "../logger";
 import type { StatsPoller } from "../stats";
 import type {
   AccountService,
   BindingService,
+  PolicyService,
   QueueService,
 } from "../services";
 
@@ -14,6 +15,8 @@ export interface Services {
   accounts: AccountService;
   queues: QueueService;
   bindings: BindingService;
+  policies: PolicyService;
+  history: QueueHistory;
   guardianEvents: GuardianEventLog;
   live: LiveBridge;
   stats: StatsPoller;

@@ -3,5 +3,12 @@
 export { AccountService, type AccountRecord } from "./accounts";
 export { QueueService, type QueueRecord, type BindingRecord } from "./queues";
 export { BindingService, type BindingInput } from "./bindings";
+export {
+  PolicyService,
+  effectiveThresholds,
+  type PolicyRecord,
+  type Thresholds,
+  type ThresholdLimits,
+} from "./policies";
 export type { ServiceDeps } from "./context";
 export * from "./pulse-names";

@@ -1,0 +1,176 @@
+// Guardian policies: thresholds and notice recipients set by owners, and
+// the effective policy and history of each queue.
+import {
+  Arg,
+  Ctx,
+  Field,
+  FieldResolver,
+  Int,
+  Mutation,
+  ObjectType,
+  Float,
+  registerEnumType,
+  Resolver,
+  Root,
+} from "type-graphql";
+
+import { BadInputError } from "../errors";
+import type { QueueSamplePoint } from "../guardian";
+import type { PolicyRecord, QueueRecord } from "../services";
+import { requireViewer, type GraphQLContext } from "./context";
+import { Queue } from "./types";
+
+enum ThresholdSource {
+  QUEUE = "QUEUE",
+  ACCOUNT = "ACCOUNT",
+  GLOBAL = "GLOBAL",
+}
+
+registerEnumType(ThresholdSource, {
+  name: "ThresholdSource",
+  description: "Where the thresholds that apply were set.",
+});
+
+@ObjectType({
+  description:
+    "The guardian's policy for a queue or an account: the thresholds that " +
+    "apply and the recipients of its notices.",
+})
+export class GuardianPolicy {
+  @Field(() => Int, { description: "Warned above this many messages." })
+  warnSize!: number;
+
+  @Field(() => Int, { description: "Deleted above this many messages." })
+  deleteSize!: number;
+
+  @Field(() => ThresholdSource)
+  source!: ThresholdSource;
+
+  @Field(() => [String], {
+    description: "E-mail recipients; empty means the account's owners.",
+  })
+  notifyEmails!: string[];
+
+  @Field(() => [String])
+  webhookUrls!: string[];
+}
+
+@ObjectType({
+  description:
+    "A queue's size and rates at one time. Older points are buckets " +
+    "holding the maximum counts and mean rates of their samples.",
+})
+export class QueueSample {
+  @Field()
+  at!: Date;
+
+  @Field(() => Int, { description: "0 for a raw sample, else bucket length." })
+  resolutionSeconds!: number;
+
+  @Field(() => Int)
+  messages!: number;
+
+  @Field(() => Int, { nullable: true })
+  messagesReady!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  messagesUnacknowledged!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  consumers!: number | null;
+
+  @Field(() => Float, { nullable: true, description: "Messages per second." })
+  publishRate!: number | null;
+
+  @Field(() => Float, { nullable: true, description: "Messages per second." })
+  deliverRate!: number | null;
+}
+
+@Resolver(() => Queue)
+export class PolicyResolver {
+  @FieldResolver(() => GuardianPolicy, {
+    description: "The guardian's effective policy for this queue.",
+  })
+  policy(
+    @Root() queue: QueueRecord,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.queuePolicy(queue.name);
+  }
+
+  @FieldResolver(() => [QueueSample], {
+    description: "Samples from `from` to `to` (now by default), oldest first.",
+  })
+  history(
+    @Root() queue: QueueRecord,
+    @Arg("from") from: Date,
+    @Arg("to", () => Date, { nullable: true }) to: Date | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueSamplePoint[]> {
+    const end = to ?? new Date();
+    if (from.getTime() >= end.getTime()) {
+      throw new BadInputError(
+        `Invalid range: from (${from.toISOString()}) must be before to ` +
+          `(${end.toISOString()}).`,
+        { from: from.toISOString(), to: end.toISOString() },
+      );
+    }
+    return context.services.history.points(queue.name, from, end);
+  }
+
+  @Mutation(() => GuardianPolicy, {
+    description:
+      "Sets a queue's warn and delete sizes, or clears them when both are " +
+      "null. Owners may set sizes up to GUARDIAN_MAX_DELETE_SIZE.",
+  })
+  setQueuePolicy(
+    @Arg("name") name: string,
+    @Arg("warnSize", () => Int, { nullable: true }) warnSize: number | null,
+    @Arg("deleteSize", () => Int, { nullable: true }) deleteSize: number | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.setQueueThresholds(
+      requireViewer(context),
+      name,
+      { warnSize, deleteSize },
+    );
+  }
+
+  @Mutation(() => GuardianPolicy, {
+    description:
+      "Sets the warn and delete sizes of every queue of an account that " +
+      "has none of its own, or clears them when both are null.",
+  })
+  setAccountPolicy(
+    @Arg("account") account: string,
+    @Arg("warnSize", () => Int, { nullable: true }) warnSize: number | null,
+    @Arg("deleteSize", () => Int, { nullable: true }) deleteSize: number | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.setAccountThresholds(
+      requireViewer(context),
+      account,
+      { warnSize, deleteSize },
+    );
+  }
+
+  @Mutation(() => GuardianPolicy, {
+    description:
+      "Replaces who receives the guardian's notices about one queue, or " +
+      "about every queue of the account when `queue` is null. Empty lists " +
+      "fall back to the account's recipients, then to its owners.",
+  })
+  setNotificationRecipients(
+    @Arg("account") account: string,
+    @Arg("queue", () => String, { nullable: true }) queue: string | null,
+    @Arg("emails", () => [String]) emails: string[],
+    @Arg("webhookUrls", () => [String]) webhookUrls: string[],
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.setRecipients(
+      requireViewer(context),
+      { account, queue },
+      { emails, webhookUrls },
+    );
+  }
+}
