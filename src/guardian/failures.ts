@@ -1,5 +1,6 @@
 // Kinds of guardian failure. The guardian raises one admin notice per kind
 // until a pass succeeds again, not one per failed poll.
+import { BrokerUnavailableError } from "../errors";
 import { ManagementApiError } from "../rabbitmq/management";
 
 export type FailureKind =
@@ -26,6 +27,13 @@ export function classifyFailure(
   source: "poll" | "pass",
 ): FailureKind {
   if (error instanceof ManagementApiError) return "MANAGEMENT_API_ERROR";
+  // The management client raises this for a 5xx reply, with the status
+  // among its details, and for a request that got no reply at all.
+  if (error instanceof BrokerUnavailableError) {
+    return error.details.brokerStatus === undefined
+      ? "MANAGEMENT_API_UNREACHABLE"
+      : "MANAGEMENT_API_ERROR";
+  }
   if (source === "poll" || isFetchFailure(error)) {
     return "MANAGEMENT_API_UNREACHABLE";
   }
