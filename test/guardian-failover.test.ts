@@ -85,7 +85,7 @@ function pollFailures(since: Date): GuardianEventRecord[] {
 }
 
 /**
- * A stand-in management API on a fixed port: it replies 503 while
+ * Starts a stand-in management API on a fixed port. It replies 503 while
  * `failing`, and otherwise relays the real broker's queues, bindings and
  * users with one extra queue that has no statistics fields.
  */

@@ -1,8 +1,9 @@
-// The guardian: on every stats snapshot it adopts Pulse queues it has not
-// seen, reconciles their bindings and the accounts' RabbitMQ users with the
-// database, warns about queues above their warn size, records recovery,
-// deletes queues above their delete size unless they are unbounded, notes
-// queues that lost their consumer or vanished, and samples queue history.
+// The guardian. On every stats snapshot it adopts Pulse queues it has not
+// seen and reconciles their bindings and the accounts' RabbitMQ users with
+// the database. It warns about queues above their warn size, records
+// recovery, and deletes queues above their delete size unless they are
+// unbounded. It also notes queues that lost their consumer or vanished,
+// and samples queue history.
 // Thresholds compare the queue's `messages` (ready plus unacknowledged)
 // strictly, as PulseGuardian does.
 import type { Database, GuardianEventKind } from "../db";
@@ -144,7 +145,8 @@ export class Guardian {
     if (Date.now() < this.retryAt) return;
     const wasActing = this.actingNow;
     if (!(await this.takeLock())) {
-      // The lock's database is away: the guardian that acted last says so.
+      // The lock's database is away, so the guardian that acted last
+      // raises the notice.
       if (wasActing && this.options.lock?.failed) {
         await this.onFailure(new Error("guardian lock query failed"), "pass");
       }
@@ -353,8 +355,8 @@ export class Guardian {
       if (!isNotFound(error)) throw error;
     }
     await this.options.db.queue.deleteMany({ where: { id: row.id } });
-    // A burst that crossed both thresholds between two passes gets this
-    // one notice, which says so, instead of a WARNED notice first.
+    // A burst that crossed both thresholds between two passes gets only
+    // this notice, whose detail states it, and no WARNED notice first.
     const detail = row.warned
       ? null
       : `passed both the warn size (${thresholds.warnSize}) and the delete ` +
@@ -531,7 +533,7 @@ export class Guardian {
     notifier.send(notice, recipients);
   }
 
-  /** The queue's recipients, else the account's, else its owners. */
+  /** Returns the queue's recipients, else the account's, else its owners. */
   private async ownerRecipients(check: QueueCheck): Promise<Recipients> {
     const { row, policy } = check;
     if (row.notifyEmails.length + row.webhookUrls.length > 0) {

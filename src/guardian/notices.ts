@@ -1,8 +1,8 @@
-// Notices: what the guardian tells owners and admins about an event, as
+// Notices: the guardian's message to owners and admins about an event, as
 // JSON for webhooks and as plain text for e-mail.
 import type { GuardianEventKind } from "../db";
 
-/** Event kinds that owners are told about. */
+/** Event kinds whose notices go to the queue's recipients. */
 export const OWNER_NOTICE_KINDS: ReadonlySet<GuardianEventKind> = new Set([
   "WARNED",
   "RECOVERED",
@@ -10,7 +10,7 @@ export const OWNER_NOTICE_KINDS: ReadonlySet<GuardianEventKind> = new Set([
   "CONSUMER_GONE",
 ]);
 
-/** Event kinds that admins are told about. */
+/** Event kinds whose notices go to admins. */
 export const ADMIN_NOTICE_KINDS: ReadonlySet<GuardianEventKind> = new Set([
   "MISNAMED_QUEUE",
   "USER_MISSING",
@@ -34,7 +34,7 @@ export interface Notice {
   /** Bindings of the queue as the gateway stores them. */
   bindings: NoticeBinding[];
   detail: string | null;
-  /** What the recipient should do. */
+  /** Advice on the next step for the recipient. */
   advice: string;
   at: string;
 }

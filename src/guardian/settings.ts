@@ -1,6 +1,6 @@
 import type { Config } from "../config";
 
-/** The guardian's options that come from the settings alone. */
+/** Returns the guardian's options that come from the settings alone. */
 export function guardianSettings(config: Config) {
   const { guardian } = config;
   return {
