@@ -193,6 +193,17 @@ describe("thresholds", () => {
     });
     expect(await policies.queuePolicy(own)).toMatchObject({ source: "QUEUE" });
 
+    await setQueuePolicy(own, null, 15);
+    expect(await policies.queuePolicy(own)).toMatchObject({
+      warnSize: 10,
+      deleteSize: 15,
+      source: "QUEUE",
+    });
+    await setQueuePolicy(own, null, 5);
+    expect(await policies.queuePolicy(own)).toMatchObject({
+      warnSize: 4,
+      deleteSize: 5,
+    });
     await setQueuePolicy(own, null, null);
     expect(await policies.queuePolicy(own)).toMatchObject({ source: "ACCOUNT" });
     await gql(
@@ -210,8 +221,9 @@ describe("thresholds", () => {
     const cases: [number | null, number | null][] = [
       [5, 5],
       [-1, 5],
-      [5, null],
+      [null, 0],
       [1, max + 1],
+      [max + 1, null],
     ];
     for (const [warn, del] of cases) {
       const response = await setQueuePolicy(queue, warn, del);

@@ -43,7 +43,9 @@ export class GuardianPolicy {
   @Field(() => Int, { description: "Deleted above this many messages." })
   deleteSize!: number;
 
-  @Field(() => ThresholdSource)
+  @Field(() => ThresholdSource, {
+    description: "The most specific level that sets either size.",
+  })
   source!: ThresholdSource;
 
   @Field(() => [String], {
@@ -120,8 +122,9 @@ export class PolicyResolver {
 
   @Mutation(() => GuardianPolicy, {
     description:
-      "Sets a queue's warn and delete sizes, or clears them when both are " +
-      "null. Owners may set sizes up to GUARDIAN_MAX_DELETE_SIZE.",
+      "Sets a queue's warn and delete sizes. A null or missing size falls " +
+      "back to the account's, then the global one. Owners may set sizes " +
+      "up to GUARDIAN_MAX_DELETE_SIZE.",
   })
   setQueuePolicy(
     @Arg("name") name: string,
@@ -138,8 +141,8 @@ export class PolicyResolver {
 
   @Mutation(() => GuardianPolicy, {
     description:
-      "Sets the warn and delete sizes of every queue of an account that " +
-      "has none of its own, or clears them when both are null.",
+      "Sets the warn and delete sizes of the account's queues that do not " +
+      "set their own. A null or missing size falls back to the global one.",
   })
   setAccountPolicy(
     @Arg("account") account: string,

@@ -1,7 +1,7 @@
 // Guardian policies: warn and delete sizes per account and per queue, and
-// the recipients of the guardian's notices. Thresholds apply as a pair from
-// the most specific level that sets them: queue, then account, then the
-// global settings.
+// the recipients of the guardian's notices. Each size comes from the most
+// specific level that sets it: queue, then account, then the global
+// settings.
 import { isEmail, type Viewer } from "../auth";
 import type { Database } from "../db";
 import { BadInputError, NotFoundError, quote } from "../errors";
@@ -48,27 +48,34 @@ type Pair = { warnSize: number | null; deleteSize: number | null };
 /** Maximum recipients of each kind per account or queue. */
 export const MAX_RECIPIENTS = 10;
 
-/** Picks the pair of thresholds that applies: queue, account, global. */
+/**
+ * Resolves the thresholds that apply, each size from the queue, else the
+ * account, else the global settings. `source` is the most specific level
+ * that sets either size. A warn size at or above the delete size, which
+ * sizes from different levels can give, is lowered to one below it, so a
+ * growing queue is warned before it is deleted.
+ */
 export function effectiveThresholds(
   queue: Pair | null | undefined,
   account: Pair | null | undefined,
   global: { warnSize: number; deleteSize: number },
 ): Thresholds {
-  if (queue?.warnSize != null && queue.deleteSize != null) {
-    return {
-      warnSize: queue.warnSize,
-      deleteSize: queue.deleteSize,
-      source: "QUEUE",
-    };
-  }
-  if (account?.warnSize != null && account.deleteSize != null) {
-    return {
-      warnSize: account.warnSize,
-      deleteSize: account.deleteSize,
-      source: "ACCOUNT",
-    };
-  }
-  return { ...global, source: "GLOBAL" };
+  const deleteSize =
+    queue?.deleteSize ?? account?.deleteSize ?? global.deleteSize;
+  const warnSize = queue?.warnSize ?? account?.warnSize ?? global.warnSize;
+  return {
+    warnSize: Math.min(warnSize, deleteSize - 1),
+    deleteSize,
+    source: sourceOf(queue) ?? sourceOf(account, "ACCOUNT") ?? "GLOBAL",
+  };
+}
+
+function sourceOf(
+  pair: Pair | null | undefined,
+  level: ThresholdSource = "QUEUE",
+): ThresholdSource | null {
+  if (pair?.warnSize == null && pair?.deleteSize == null) return null;
+  return level;
 }
 
 export class PolicyService {
@@ -78,7 +85,7 @@ export class PolicyService {
     private readonly limits: ThresholdLimits,
   ) {}
 
-  /** Sets or, with both sizes null, clears a queue's thresholds. */
+  /** Sets a queue's thresholds; a null size falls back to the account's. */
   async setQueueThresholds(
     viewer: Viewer,
     name: string,
@@ -106,7 +113,7 @@ export class PolicyService {
     return this.queuePolicy(name);
   }
 
-  /** Sets or, with both sizes null, clears an account's thresholds. */
+  /** Sets an account's thresholds; a null size falls back to the global one. */
   async setAccountThresholds(
     viewer: Viewer,
     username: string,
@@ -208,27 +215,32 @@ export class PolicyService {
   ): Pair {
     const warnSize = input.warnSize ?? null;
     const deleteSize = input.deleteSize ?? null;
-    if (warnSize === null && deleteSize === null) return { warnSize, deleteSize };
-    if (warnSize === null || deleteSize === null) {
+    if (warnSize !== null && warnSize < 0) {
       throw new BadInputError(
-        `Set both warnSize and deleteSize for ${target}, or neither to ` +
-          `fall back to the next level's thresholds.`,
-        { warnSize, deleteSize },
+        `Invalid warnSize ${warnSize} for ${target}: use 0 or more.`,
+        { warnSize },
       );
     }
-    if (!Number.isInteger(warnSize) || warnSize < 0 || warnSize >= deleteSize) {
+    if (deleteSize !== null && deleteSize < 1) {
+      throw new BadInputError(
+        `Invalid deleteSize ${deleteSize} for ${target}: use 1 or more.`,
+        { deleteSize },
+      );
+    }
+    if (warnSize !== null && deleteSize !== null && warnSize >= deleteSize) {
       throw new BadInputError(
         `Invalid thresholds for ${target}: warnSize (${warnSize}) must be ` +
-          `an integer from 0 to below deleteSize (${deleteSize}).`,
+          `below deleteSize (${deleteSize}).`,
         { warnSize, deleteSize },
       );
     }
-    if (!viewer.isAdmin && deleteSize > this.limits.maxDeleteSize) {
+    const largest = Math.max(warnSize ?? 0, deleteSize ?? 0);
+    if (!viewer.isAdmin && largest > this.limits.maxDeleteSize) {
       throw new BadInputError(
-        `Invalid deleteSize ${deleteSize} for ${target}: owners may set at ` +
-          `most ${this.limits.maxDeleteSize} (GUARDIAN_MAX_DELETE_SIZE); ` +
-          `ask an admin for a larger one.`,
-        { deleteSize, maxDeleteSize: this.limits.maxDeleteSize },
+        `Invalid size ${largest} for ${target}: owners may set at most ` +
+          `${this.limits.maxDeleteSize} (GUARDIAN_MAX_DELETE_SIZE); ask an ` +
+          `admin for a larger one.`,
+        { warnSize, deleteSize, maxDeleteSize: this.limits.maxDeleteSize },
       );
     }
     return { warnSize, deleteSize };
