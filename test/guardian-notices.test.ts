@@ -11,6 +11,7 @@ import {
   type GuardianEventRecord,
 } from "../src/guardian";
 import type { Gateway } from "../src/server";
+import { accountPolicyName, escapeRegExp } from "../src/services";
 import {
   ADMIN_EMAIL,
   brokerAdmin,
@@ -406,5 +407,91 @@ describe("reconciliation", () => {
       where: { account: { username: other } },
     });
     expect(policy?.userMissingAt).toBeInstanceOf(Date);
+  });
+});
+
+describe("queue limits", () => {
+  const SET_LIMITS = `mutation ($a: String!, $l: QueueLimitsInput!) {
+    setAccountQueueLimits(account: $a, limits: $l) {
+      maxLength overflow messageTtlMs expiresMs
+    }
+  }`;
+  const limited = uniqueName("limited");
+
+  beforeAll(async () => {
+    await createAccount(limited);
+    cleanup.add(() =>
+      brokerAdmin()
+        .deletePolicy(accountPolicyName(limited))
+        .catch(() => undefined),
+    );
+  });
+
+  test("account policy caps queue length", async () => {
+    const set = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { maxLength: 2, overflow: "DROP_HEAD", messageTtlMs: 60000 } },
+      ownerToken,
+    );
+    expect(set.data?.setAccountQueueLimits).toEqual({
+      maxLength: 2,
+      overflow: "DROP_HEAD",
+      messageTtlMs: 60000,
+      expiresMs: null,
+    });
+    const policy = await brokerAdmin().getPolicy(accountPolicyName(limited));
+    expect(policy.pattern).toBe(`^queue/${escapeRegExp(limited)}/`);
+    expect(policy["apply-to"]).toBe("queues");
+    expect(policy.definition).toEqual({
+      "max-length": 2,
+      overflow: "drop-head",
+      "message-ttl": 60000,
+    });
+
+    const queue = `queue/${limited}/capped`;
+    await channel.assertQueue(queue, { durable: false });
+    cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+    await eventually(async () => {
+      const check = await channel.checkQueue(queue);
+      publish(queue, 5);
+      const after = await channel.checkQueue(queue);
+      return check.messageCount === 2 && after.messageCount === 2 ? true : undefined;
+    });
+  });
+
+  test("all null removes the policy", async () => {
+    const cleared = await gql(gateway, SET_LIMITS, { a: limited, l: {} }, ownerToken);
+    expect(cleared.errors).toBeUndefined();
+    await expect(
+      brokerAdmin().getPolicy(accountPolicyName(limited)),
+    ).rejects.toMatchObject({ status: 404 });
+    const row = await gateway.db.accountPolicy.findFirst({
+      where: { account: { username: limited } },
+    });
+    expect(row?.maxLength).toBeNull();
+  });
+
+  test("overflow needs a maximum length", async () => {
+    const response = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { overflow: "REJECT_PUBLISH" } },
+      ownerToken,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    await expect(
+      brokerAdmin().getPolicy(accountPolicyName(limited)),
+    ).rejects.toMatchObject({ status: 404 });
+  });
+
+  test("strangers cannot set queue limits", async () => {
+    const response = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { maxLength: 1 } },
+      await tokenFor(uniqueEmail("stranger")),
+    );
+    expect(errorCodes(response)).toEqual(["FORBIDDEN"]);
   });
 });

@@ -39,6 +39,15 @@ export interface ExchangeInfo {
   durable: boolean;
 }
 
+/** A RabbitMQ policy of the client's vhost, as the management API shows it. */
+export interface PolicyInfo {
+  name: string;
+  pattern: string;
+  "apply-to": "queues" | "exchanges" | "all";
+  priority: number;
+  definition: Record<string, unknown>;
+}
+
 export interface Permissions {
   configure: string;
   write: string;
@@ -195,6 +204,30 @@ export class ManagementClient {
     await this.request(
       "DELETE",
       `/api/queues/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  getPolicy(name: string): Promise<PolicyInfo> {
+    return this.request(
+      "GET",
+      `/api/policies/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  /** Creates or replaces a policy of the client's vhost. */
+  async putPolicy(policy: PolicyInfo): Promise<void> {
+    const { name, ...body } = policy;
+    await this.request(
+      "PUT",
+      `/api/policies/${this.vhostSegment}/${enc(name)}`,
+      body,
+    );
+  }
+
+  async deletePolicy(name: string): Promise<void> {
+    await this.request(
+      "DELETE",
+      `/api/policies/${this.vhostSegment}/${enc(name)}`,
     );
   }
 

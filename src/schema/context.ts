@@ -8,6 +8,7 @@ import type {
   AccountService,
   BindingService,
   PolicyService,
+  QueueLimitService,
   QueueService,
 } from "../services";
 
@@ -16,6 +17,7 @@ export interface Services {
   queues: QueueService;
   bindings: BindingService;
   policies: PolicyService;
+  queueLimits: QueueLimitService;
   history: QueueHistory;
   guardianEvents: GuardianEventLog;
   live: LiveBridge;

@@ -9,6 +9,7 @@ import {
   Mutation,
   ObjectType,
   Float,
+  InputType,
   registerEnumType,
   Resolver,
   Root,
@@ -16,7 +17,7 @@ import {
 
 import { BadInputError } from "../errors";
 import type { QueueSamplePoint } from "../guardian";
-import type { PolicyRecord, QueueRecord } from "../services";
+import type { PolicyRecord, QueueLimits, QueueRecord } from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
 import { Queue } from "./types";
 
@@ -88,8 +89,80 @@ export class QueueSample {
   deliverRate!: number | null;
 }
 
+enum OverflowMode {
+  DROP_HEAD = "drop-head",
+  REJECT_PUBLISH = "reject-publish",
+}
+
+registerEnumType(OverflowMode, {
+  name: "OverflowMode",
+  description: "What RabbitMQ does when a queue reaches its maximum length.",
+  valuesConfig: {
+    DROP_HEAD: { description: "Drops the oldest messages." },
+    REJECT_PUBLISH: { description: "Rejects new messages." },
+  },
+});
+
+@InputType({ description: "Limits RabbitMQ enforces on an account's queues." })
+export class QueueLimitsInput {
+  @Field(() => Int, { nullable: true, description: "RabbitMQ's max-length." })
+  maxLength?: number | null;
+
+  @Field(() => OverflowMode, {
+    nullable: true,
+    description: "Needs maxLength; DROP_HEAD when null.",
+  })
+  overflow?: OverflowMode | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: "RabbitMQ's message-ttl, in milliseconds.",
+  })
+  messageTtlMs?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: "RabbitMQ's expires: idle time before deletion, in ms.",
+  })
+  expiresMs?: number | null;
+}
+
+@ObjectType({ description: "Limits RabbitMQ enforces on an account's queues." })
+export class QueueLimitsPayload {
+  @Field(() => Int, { nullable: true })
+  maxLength!: number | null;
+
+  @Field(() => OverflowMode, { nullable: true })
+  overflow!: OverflowMode | null;
+
+  @Field(() => Int, { nullable: true })
+  messageTtlMs!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  expiresMs!: number | null;
+}
+
 @Resolver(() => Queue)
 export class PolicyResolver {
+  @Mutation(() => QueueLimitsPayload, {
+    description:
+      "Applies limits to every queue/<account>/ queue through a RabbitMQ " +
+      "policy named pulse-account-<account>, or removes the policy when " +
+      "every limit is null.",
+  })
+  setAccountQueueLimits(
+    @Arg("account") account: string,
+    @Arg("limits") limits: QueueLimitsInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueLimits> {
+    return context.services.queueLimits.set(requireViewer(context), account, {
+      maxLength: limits.maxLength ?? null,
+      overflow: limits.overflow ?? null,
+      messageTtlMs: limits.messageTtlMs ?? null,
+      expiresMs: limits.expiresMs ?? null,
+    });
+  }
+
   @FieldResolver(() => GuardianPolicy, {
     description: "The guardian's effective policy for this queue.",
   })

@@ -33,6 +33,7 @@ import {
   AccountService,
   BindingService,
   PolicyService,
+  QueueLimitService,
   QueueService,
 } from "../services";
 import { StatsPoller } from "../stats";
@@ -244,6 +245,7 @@ export class Gateway {
       queues,
       bindings: new BindingService(deps, queues),
       policies: new PolicyService(deps, queues, this.config.guardian),
+      queueLimits: new QueueLimitService(deps),
       history: this.history,
       guardianEvents: this.guardianEvents,
       live: this.live,

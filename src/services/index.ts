@@ -10,5 +10,10 @@ export {
   type Thresholds,
   type ThresholdLimits,
 } from "./policies";
+export {
+  QueueLimitService,
+  accountPolicyName,
+  type QueueLimits,
+} from "./queue-limits";
 export type { ServiceDeps } from "./context";
 export * from "./pulse-names";
