@@ -110,6 +110,7 @@ function startStandIn(port: number, extraQueue: string) {
       return [...queues, { ...bare, auto_delete: false, exclusive: false }];
     }
     if (url.startsWith("/api/bindings/")) return admin.listBindings();
+    if (url.startsWith("/api/policies/")) return admin.listPolicies();
     if (url.startsWith("/api/users")) {
       return (await admin.listUserNames()).map((name) => ({ name }));
     }

@@ -485,6 +485,24 @@ describe("queue limits", () => {
     ).rejects.toMatchObject({ status: 404 });
   });
 
+  test("deleted account loses its policy", async () => {
+    const doomed = uniqueName("doomed");
+    await createAccount(doomed);
+    const set = await gql(gateway, SET_LIMITS, { a: doomed, l: { expiresMs: 60000 } }, ownerToken);
+    expect(set.errors).toBeUndefined();
+    const deleted = await gql(
+      gateway,
+      `mutation ($u: String!) { deleteAccount(username: $u) }`,
+      { u: doomed },
+      ownerToken,
+    );
+    expect(deleted.errors).toBeUndefined();
+    await pass();
+    await expect(
+      brokerAdmin().getPolicy(accountPolicyName(doomed)),
+    ).rejects.toMatchObject({ status: 404 });
+  });
+
   test("strangers cannot set queue limits", async () => {
     const response = await gql(
       gateway,

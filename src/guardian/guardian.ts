@@ -15,6 +15,7 @@ import {
 } from "../rabbitmq/management";
 import { effectiveThresholds, type Thresholds } from "../services/policies";
 import { queueAccount } from "../services/pulse-names";
+import { policyAccount } from "../services/queue-limits";
 import type { StatsPoller, StatsSnapshot } from "../stats";
 import type { GuardianEventLog } from "./events";
 import {
@@ -450,6 +451,7 @@ export class Guardian {
 
   /** Marks accounts whose RabbitMQ user was deleted outside the gateway. */
   private async reconcileAccounts(): Promise<void> {
+    await this.removeOrphanPolicies();
     const { db, management } = this.options;
     if ((await db.account.count()) === 0) return;
     const since = new Date();
@@ -470,6 +472,32 @@ export class Guardian {
     }
     for (const account of changes.returned) {
       this.options.logger.info({ account }, "RabbitMQ user of account is back");
+    }
+  }
+
+  /** Deletes the queue-limits policies of accounts that no longer exist. */
+  private async removeOrphanPolicies(): Promise<void> {
+    const { db, management, logger } = this.options;
+    const policies = await management.listPolicies();
+    const owned = policies.filter((p) => policyAccount(p.name) !== null);
+    if (owned.length === 0) return;
+    const known = await db.account.findMany({
+      where: { username: { in: owned.map((p) => policyAccount(p.name)!) } },
+      select: { username: true },
+    });
+    const names = new Set(known.map((account) => account.username));
+    for (const policy of owned) {
+      const account = policyAccount(policy.name)!;
+      if (names.has(account)) continue;
+      try {
+        await management.deletePolicy(policy.name);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+      logger.info(
+        { account, policy: policy.name },
+        "removed the queue-limits policy of a deleted account",
+      );
     }
   }
 

@@ -207,6 +207,10 @@ export class ManagementClient {
     );
   }
 
+  listPolicies(): Promise<PolicyInfo[]> {
+    return this.request("GET", `/api/policies/${this.vhostSegment}`);
+  }
+
   getPolicy(name: string): Promise<PolicyInfo> {
     return this.request(
       "GET",

@@ -13,6 +13,7 @@ export {
 export {
   QueueLimitService,
   accountPolicyName,
+  policyAccount,
   type QueueLimits,
 } from "./queue-limits";
 export type { ServiceDeps } from "./context";

@@ -27,9 +27,17 @@ export interface QueueLimits {
 
 const OVERFLOW_MODES: readonly OverflowMode[] = ["drop-head", "reject-publish"];
 
-/** Name of the RabbitMQ policy that carries an account's queue limits. */
+const POLICY_PREFIX = "pulse-account-";
+
+/** Returns the name of the RabbitMQ policy of an account's queue limits. */
 export function accountPolicyName(account: string): string {
-  return `pulse-account-${account}`;
+  return POLICY_PREFIX + account;
+}
+
+/** Returns the account of a queue-limits policy name, or null. */
+export function policyAccount(policyName: string): string | null {
+  if (!policyName.startsWith(POLICY_PREFIX)) return null;
+  return policyName.slice(POLICY_PREFIX.length);
 }
 
 export class QueueLimitService {
