@@ -182,7 +182,9 @@ test("poll failures back off, one notice per kind", async () => {
 
   // A queue without statistics fields is adopted but not read as empty.
   standIn.state.failing = false;
-  cleanup.add(() => gateway.db.queue.deleteMany({ where: { name: extraQueue } }));
+  cleanup.add(() =>
+    gateway.db.queue.deleteMany({ where: { name: extraQueue } }),
+  );
   const adopted = () =>
     gateway.db.queue.findUnique({ where: { name: extraQueue } });
   await eventually(() => adopted().then((found) => found ?? undefined));
@@ -200,10 +202,15 @@ test("poll failures back off, one notice per kind", async () => {
 
 test("database failure raises one notice", async () => {
   const port = await closedPort();
-  const brokenDb = createDatabase(`postgresql://postgres@127.0.0.1:${port}/none`);
+  const brokenDb = createDatabase(
+    `postgresql://postgres@127.0.0.1:${port}/none`,
+  );
   cleanup.add(() => brokenDb.$disconnect());
   const since = new Date();
-  const guardian = guardianOn(gateway.stats, { db: brokenDb, maxBackoffMs: 200 });
+  const guardian = guardianOn(gateway.stats, {
+    db: brokenDb,
+    maxBackoffMs: 200,
+  });
   guardian.start();
   for (let i = 0; i < 5; i += 1) {
     await gateway.stats.refresh();

@@ -60,7 +60,10 @@ async function countsByResolution(queue: string) {
 
 test("downsampling keeps a month bounded", async () => {
   const now = new Date();
-  const names = Array.from({ length: QUEUE_COUNT }, (_, i) => `${prefix}/q${i}`);
+  const names = Array.from(
+    { length: QUEUE_COUNT },
+    (_, i) => `${prefix}/q${i}`,
+  );
   await feedSamples(names, 31, now);
   const peakAt = new Date(now.getTime() - 10 * DAY_MS - 30_000);
   await gateway.db.queueSample.create({
@@ -72,7 +75,9 @@ test("downsampling keeps a month bounded", async () => {
   const retentionDays = gateway.config.guardian.historyRetentionDays;
   const bound = 61 + 1 + 288 + 1 + 24 * retentionDays;
   for (const name of names) {
-    const total = await gateway.db.queueSample.count({ where: { queueName: name } });
+    const total = await gateway.db.queueSample.count({
+      where: { queueName: name },
+    });
     expect(total).toBeLessThanOrEqual(bound);
   }
   const levels = await countsByResolution(names[0]);
@@ -99,9 +104,13 @@ test("downsampling keeps the peak of a bucket", async () => {
 
 test("downsampling twice changes nothing", async () => {
   const name = `${prefix}/q1`;
-  const before = await gateway.db.queueSample.count({ where: { queueName: name } });
+  const before = await gateway.db.queueSample.count({
+    where: { queueName: name },
+  });
   await gateway.history.downsample(new Date());
-  const after = await gateway.db.queueSample.count({ where: { queueName: name } });
+  const after = await gateway.db.queueSample.count({
+    where: { queueName: name },
+  });
   expect(after).toBe(before);
 });
 
@@ -117,7 +126,11 @@ describe("Queue.history", () => {
       ownerToken,
     );
     expect(created.errors).toBeUndefined();
-    cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+    cleanup.add(() =>
+      brokerAdmin()
+        .deleteUser(account)
+        .catch(() => undefined),
+    );
     const queued = await gql(
       gateway,
       `mutation ($a: String!) { createQueue(input: { account: $a, name: "sampled" }) { name } }`,
@@ -125,7 +138,11 @@ describe("Queue.history", () => {
       ownerToken,
     );
     queue = queued.data?.createQueue.name;
-    cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+    cleanup.add(() =>
+      brokerAdmin()
+        .deleteQueue(queue)
+        .catch(() => undefined),
+    );
     cleanup.add(() =>
       gateway.db.queueSample.deleteMany({ where: { queueName: queue } }),
     );
@@ -167,7 +184,10 @@ describe("Queue.history", () => {
       ownerToken,
     );
     expect(response.errors).toBeUndefined();
-    const points = response.data?.queue.history as { at: string; resolutionSeconds: number }[];
+    const points = response.data?.queue.history as {
+      at: string;
+      resolutionSeconds: number;
+    }[];
     const times = points.map((point) => Date.parse(point.at));
     expect(times).toEqual([...times].sort((a, b) => a - b));
     const resolutions = new Set(points.map((point) => point.resolutionSeconds));

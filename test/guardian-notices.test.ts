@@ -99,13 +99,21 @@ async function createAccount(username: string): Promise<void> {
     ownerToken,
   );
   expect(created.errors).toBeUndefined();
-  cleanup.add(() => brokerAdmin().deleteUser(username).catch(() => undefined));
+  cleanup.add(() =>
+    brokerAdmin()
+      .deleteUser(username)
+      .catch(() => undefined),
+  );
 }
 
 async function declare(suffix: string): Promise<string> {
   const name = `queue/${account}/${suffix}`;
   await channel.assertQueue(name, { durable: false });
-  cleanup.add(() => brokerAdmin().deleteQueue(name).catch(() => undefined));
+  cleanup.add(() =>
+    brokerAdmin()
+      .deleteQueue(name)
+      .catch(() => undefined),
+  );
   await passUntil(name, "ADOPTED");
   return name;
 }
@@ -124,10 +132,14 @@ async function passUntil(
   queue: string,
   kind: GuardianEventRecord["kind"],
 ): Promise<GuardianEventRecord> {
-  return eventually(async () => {
-    await pass();
-    return events.find((e) => e.queue === queue && e.kind === kind);
-  }, 30_000, 500);
+  return eventually(
+    async () => {
+      await pass();
+      return events.find((e) => e.queue === queue && e.kind === kind);
+    },
+    30_000,
+    500,
+  );
 }
 
 function eventsOf(queue: string, kind?: string): GuardianEventRecord[] {
@@ -148,8 +160,17 @@ const SET_QUEUE_POLICY = `mutation ($n: String!, $w: Int, $d: Int) {
   }
 }`;
 
-async function setQueuePolicy(name: string, warn: number | null, del: number | null) {
-  return gql(gateway, SET_QUEUE_POLICY, { n: name, w: warn, d: del }, ownerToken);
+async function setQueuePolicy(
+  name: string,
+  warn: number | null,
+  del: number | null,
+) {
+  return gql(
+    gateway,
+    SET_QUEUE_POLICY,
+    { n: name, w: warn, d: del },
+    ownerToken,
+  );
 }
 
 describe("thresholds", () => {
@@ -206,14 +227,18 @@ describe("thresholds", () => {
       deleteSize: 5,
     });
     await setQueuePolicy(own, null, null);
-    expect(await policies.queuePolicy(own)).toMatchObject({ source: "ACCOUNT" });
+    expect(await policies.queuePolicy(own)).toMatchObject({
+      source: "ACCOUNT",
+    });
     await gql(
       gateway,
       `mutation ($a: String!) { setAccountPolicy(account: $a) { source } }`,
       { a: account },
       ownerToken,
     );
-    expect(await policies.queuePolicy(plain)).toMatchObject({ source: "GLOBAL" });
+    expect(await policies.queuePolicy(plain)).toMatchObject({
+      source: "GLOBAL",
+    });
   });
 
   test("queue policy rejects bad sizes", async () => {
@@ -244,7 +269,9 @@ describe("thresholds", () => {
       { n: queue, w: max, d: max + 1 },
       await tokenFor(ADMIN_EMAIL),
     );
-    expect(response.data?.setQueuePolicy).toMatchObject({ deleteSize: max + 1 });
+    expect(response.data?.setQueuePolicy).toMatchObject({
+      deleteSize: max + 1,
+    });
   });
 
   test("strangers cannot set a queue policy", async () => {
@@ -296,7 +323,9 @@ describe("notices", () => {
 
     const mails = await mailsAbout(queue, 1);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(mail.messages.filter((m) => m.raw.includes(`: ${queue}`))).toHaveLength(1);
+    expect(
+      mail.messages.filter((m) => m.raw.includes(`: ${queue}`)),
+    ).toHaveLength(1);
     expect(mails[0].raw).toContain(`DELETED: ${queue}`);
     expect(mails[0].raw).toContain("passed both");
   });
@@ -322,7 +351,9 @@ describe("notices", () => {
       { a: account, q: queue, h: [hooks.url] },
       ownerToken,
     );
-    expect(set.data?.setNotificationRecipients).toEqual({ webhookUrls: [hooks.url] });
+    expect(set.data?.setNotificationRecipients).toEqual({
+      webhookUrls: [hooks.url],
+    });
     await setQueuePolicy(queue, 0, 100);
     hooks.failNext = 1;
     publish(queue, 1);
@@ -368,7 +399,9 @@ describe("reconciliation", () => {
     const rows = await gateway.db.binding.findMany({
       where: { queue: { name: queue } },
     });
-    expect(rows.map((row) => row.routingKeyPattern)).toEqual(["made.over.amqp"]);
+    expect(rows.map((row) => row.routingKeyPattern)).toEqual([
+      "made.over.amqp",
+    ]);
 
     await channel.unbindQueue(queue, exchange, "made.over.amqp");
     await passUntil(queue, "BINDING_REMOVED");
@@ -381,7 +414,11 @@ describe("reconciliation", () => {
   test("misnamed queue reported once, kept", async () => {
     const queue = uniqueName("misnamed");
     await channel.assertQueue(queue, { durable: false });
-    cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+    cleanup.add(() =>
+      brokerAdmin()
+        .deleteQueue(queue)
+        .catch(() => undefined),
+    );
     await passUntil(queue, "MISNAMED_QUEUE");
     await pass();
     expect(eventsOf(queue, "MISNAMED_QUEUE")).toHaveLength(1);
@@ -389,7 +426,10 @@ describe("reconciliation", () => {
     const call = await eventually(async () =>
       adminHooks.calls.find((c) => c.body.includes(queue)),
     );
-    expect(JSON.parse(call.body)).toMatchObject({ kind: "MISNAMED_QUEUE", queue });
+    expect(JSON.parse(call.body)).toMatchObject({
+      kind: "MISNAMED_QUEUE",
+      queue,
+    });
   });
 
   test("user deleted by hand is recorded", async () => {
@@ -398,7 +438,9 @@ describe("reconciliation", () => {
     await brokerAdmin().deleteUser(other);
     const missing = await eventually(async () => {
       await pass();
-      return events.find((e) => e.account === other && e.kind === "USER_MISSING");
+      return events.find(
+        (e) => e.account === other && e.kind === "USER_MISSING",
+      );
     });
     expect(missing.queue).toBe("");
     await pass();
@@ -431,7 +473,10 @@ describe("queue limits", () => {
     const set = await gql(
       gateway,
       SET_LIMITS,
-      { a: limited, l: { maxLength: 2, overflow: "DROP_HEAD", messageTtlMs: 60000 } },
+      {
+        a: limited,
+        l: { maxLength: 2, overflow: "DROP_HEAD", messageTtlMs: 60000 },
+      },
       ownerToken,
     );
     expect(set.data?.setAccountQueueLimits).toEqual({
@@ -451,17 +496,28 @@ describe("queue limits", () => {
 
     const queue = `queue/${limited}/capped`;
     await channel.assertQueue(queue, { durable: false });
-    cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+    cleanup.add(() =>
+      brokerAdmin()
+        .deleteQueue(queue)
+        .catch(() => undefined),
+    );
     await eventually(async () => {
       const check = await channel.checkQueue(queue);
       publish(queue, 5);
       const after = await channel.checkQueue(queue);
-      return check.messageCount === 2 && after.messageCount === 2 ? true : undefined;
+      return check.messageCount === 2 && after.messageCount === 2
+        ? true
+        : undefined;
     });
   });
 
   test("all null removes the policy", async () => {
-    const cleared = await gql(gateway, SET_LIMITS, { a: limited, l: {} }, ownerToken);
+    const cleared = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: {} },
+      ownerToken,
+    );
     expect(cleared.errors).toBeUndefined();
     await expect(
       brokerAdmin().getPolicy(accountPolicyName(limited)),
@@ -488,7 +544,12 @@ describe("queue limits", () => {
   test("deleted account loses its policy", async () => {
     const doomed = uniqueName("doomed");
     await createAccount(doomed);
-    const set = await gql(gateway, SET_LIMITS, { a: doomed, l: { expiresMs: 60000 } }, ownerToken);
+    const set = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: doomed, l: { expiresMs: 60000 } },
+      ownerToken,
+    );
     expect(set.errors).toBeUndefined();
     const deleted = await gql(
       gateway,

@@ -98,7 +98,11 @@ export class QueueHistory {
   }
 
   /** Samples of one queue from `from` to `to`, oldest first. */
-  async points(queue: string, from: Date, to: Date): Promise<QueueSamplePoint[]> {
+  async points(
+    queue: string,
+    from: Date,
+    to: Date,
+  ): Promise<QueueSamplePoint[]> {
     const rows = await this.db.queueSample.findMany({
       where: { queueName: queue, at: { gte: from, lte: to } },
       orderBy: [{ at: "asc" }, { resolutionSeconds: "desc" }],

@@ -4,6 +4,11 @@ export { Guardian, type GuardianOptions } from "./guardian";
 export { GuardianEventLog, type GuardianEventRecord } from "./events";
 export { GuardianLock } from "./lock";
 export { QueueHistory, type QueueSamplePoint } from "./history";
-export { Notifier, signBody, SIGNATURE_HEADER, type Recipients } from "./notifier";
+export {
+  Notifier,
+  signBody,
+  SIGNATURE_HEADER,
+  type Recipients,
+} from "./notifier";
 export type { Notice } from "./notices";
 export { guardianSettings } from "./settings";

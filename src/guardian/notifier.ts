@@ -34,7 +34,9 @@ export class Notifier {
     private readonly config: NotificationConfig,
     private readonly logger: Logger,
   ) {
-    this.mail = config.smtpUrl ? nodemailer.createTransport(config.smtpUrl) : null;
+    this.mail = config.smtpUrl
+      ? nodemailer.createTransport(config.smtpUrl)
+      : null;
   }
 
   /** Starts delivering a notice to every recipient. */
@@ -126,7 +128,10 @@ async function postOnce(
   try {
     const response = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },
+      headers: {
+        "content-type": "application/json",
+        [SIGNATURE_HEADER]: signature,
+      },
       body,
       signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
     });

@@ -2,7 +2,15 @@
 // bindings added or removed over AMQP, and RabbitMQ users deleted by hand.
 // The database follows the broker; the broker is never changed here.
 import type { Database } from "../db";
-import type { BindingInfo } from "../rabbitmq/management";
+import type { Logger } from "../logger";
+import {
+  isNotFound,
+  type BindingInfo,
+  type ManagementClient,
+} from "../rabbitmq/management";
+import { policyAccount } from "../services/queue-limits";
+import type { StatsSnapshot } from "../stats";
+import type { EventDispatcher, QueueRow } from "./dispatch";
 import type { NoticeBinding } from "./notices";
 
 export interface BindingRow {
@@ -19,7 +27,8 @@ export interface BindingChanges {
   current: NoticeBinding[];
 }
 
-const bindingKey = (b: NoticeBinding) => `${b.exchange}\u0000${b.routingKeyPattern}`;
+const bindingKey = (b: NoticeBinding) =>
+  `${b.exchange}\u0000${b.routingKeyPattern}`;
 
 /**
  * Makes the stored bindings of one queue match the snapshot. A stored
@@ -43,7 +52,9 @@ export async function reconcileBindings(
   }));
   const brokerKeys = new Set(brokerBindings.map(bindingKey));
   const storedKeys = new Set(stored.map(bindingKey));
-  const added = dedupe(brokerBindings.filter((b) => !storedKeys.has(bindingKey(b))));
+  const added = dedupe(
+    brokerBindings.filter((b) => !storedKeys.has(bindingKey(b))),
+  );
   const removedRows = stored.filter(
     (row) =>
       !brokerKeys.has(bindingKey(row)) && row.createdAt < snapshotStartedAt,
@@ -62,7 +73,10 @@ export async function reconcileBindings(
   const removedIds = new Set(removedRows.map((row) => row.id));
   const kept = stored
     .filter((row) => !removedIds.has(row.id))
-    .map(({ exchange, routingKeyPattern }) => ({ exchange, routingKeyPattern }));
+    .map(({ exchange, routingKeyPattern }) => ({
+      exchange,
+      routingKeyPattern,
+    }));
   const removed = removedRows.map(({ exchange, routingKeyPattern }) => ({
     exchange,
     routingKeyPattern,
@@ -95,7 +109,11 @@ export async function reconcileUsers(
   const users = new Set(userNames);
   const accounts = await db.account.findMany({
     where: { createdAt: { lt: since } },
-    select: { id: true, username: true, policy: { select: { userMissingAt: true } } },
+    select: {
+      id: true,
+      username: true,
+      policy: { select: { userMissingAt: true } },
+    },
   });
   const changes: UserChanges = { missing: [], returned: [] };
   for (const account of accounts) {
@@ -118,4 +136,131 @@ export async function reconcileUsers(
     }
   }
   return changes;
+}
+
+export interface ReconcilerOptions {
+  db: Database;
+  management: ManagementClient;
+  logger: Logger;
+}
+
+/** Reconciliation steps of a guardian pass, each change as an event. */
+export class Reconciler {
+  constructor(
+    private readonly options: ReconcilerOptions,
+    private readonly dispatcher: EventDispatcher,
+  ) {}
+
+  async syncBindings(
+    row: QueueRow,
+    snapshot: StatsSnapshot,
+  ): Promise<NoticeBinding[]> {
+    const changes = await reconcileBindings(
+      this.options.db,
+      row.id,
+      row.bindings,
+      snapshot.bindings.get(row.name) ?? [],
+      snapshot.startedAt,
+    );
+    const base = {
+      queue: row.name,
+      account: row.accountName,
+      size: null,
+      threshold: null,
+    };
+    for (const binding of changes.added) {
+      await this.dispatcher.emit(
+        { ...base, kind: "BINDING_ADDED", detail: describeBinding(binding) },
+        null,
+      );
+    }
+    for (const binding of changes.removed) {
+      await this.dispatcher.emit(
+        { ...base, kind: "BINDING_REMOVED", detail: describeBinding(binding) },
+        null,
+      );
+    }
+    return changes.current;
+  }
+
+  /** Reports each queue outside the convention once; never deletes it. */
+  async reportMisnamed(names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    const reported = await this.options.db.guardianEvent.findMany({
+      where: { kind: "MISNAMED_QUEUE", queueName: { in: names } },
+      select: { queueName: true },
+      distinct: ["queueName"],
+    });
+    const done = new Set(reported.map((event) => event.queueName));
+    for (const name of names) {
+      if (done.has(name)) continue;
+      await this.dispatcher.emit(
+        {
+          queue: name,
+          account: "",
+          kind: "MISNAMED_QUEUE",
+          size: null,
+          threshold: null,
+          detail: 'the name does not follow "queue/<account>/<name>"',
+        },
+        null,
+      );
+    }
+  }
+
+  /** Marks accounts whose RabbitMQ user was deleted outside the gateway. */
+  async reconcileAccounts(): Promise<void> {
+    await this.removeOrphanPolicies();
+    const { db, management } = this.options;
+    if ((await db.account.count()) === 0) return;
+    const since = new Date();
+    const users = await management.listUserNames();
+    const changes = await reconcileUsers(db, users, since);
+    for (const account of changes.missing) {
+      await this.dispatcher.emit(
+        {
+          queue: "",
+          account,
+          kind: "USER_MISSING",
+          size: null,
+          threshold: null,
+          detail: `RabbitMQ user "${account}" no longer exists`,
+        },
+        null,
+      );
+    }
+    for (const account of changes.returned) {
+      this.options.logger.info({ account }, "RabbitMQ user of account is back");
+    }
+  }
+
+  /** Deletes the queue-limits policies of accounts that no longer exist. */
+  private async removeOrphanPolicies(): Promise<void> {
+    const { db, management, logger } = this.options;
+    const policies = await management.listPolicies();
+    const owned = policies.filter((p) => policyAccount(p.name) !== null);
+    if (owned.length === 0) return;
+    const known = await db.account.findMany({
+      where: { username: { in: owned.map((p) => policyAccount(p.name)!) } },
+      select: { username: true },
+    });
+    const names = new Set(known.map((account) => account.username));
+    for (const policy of owned) {
+      const account = policyAccount(policy.name)!;
+      if (names.has(account)) continue;
+      try {
+        await management.deletePolicy(policy.name);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+      logger.info(
+        { account, policy: policy.name },
+        "removed the queue-limits policy of a deleted account",
+      );
+    }
+  }
+}
+
+function describeBinding(binding: NoticeBinding): string {
+  return `exchange ${binding.exchange}, pattern ${binding.routingKeyPattern}`;
 }

@@ -73,7 +73,11 @@ export class QueueLimitService {
       });
     } catch (error) {
       await this.restorePolicy(name, previous).catch((undoError) => {
-        logCompensationFailure(this.deps.logger, { account, policy: name }, undoError);
+        logCompensationFailure(
+          this.deps.logger,
+          { account, policy: name },
+          undoError,
+        );
       });
       throw error;
     }
