@@ -267,3 +267,23 @@ describe("two guardians on one database", () => {
     expect(first.guardian.acting).toBe(false);
   });
 });
+
+test("gateway metrics show acting guardian", async () => {
+  const config = gateway.config;
+  const acting = await startGateway({
+    guardian: { ...config.guardian, enabled: true, intervalMs: 200 },
+  });
+  cleanup.add(() => acting.stop());
+  const metricsUrl = acting.url.replace(/\/graphql$/, "/metrics");
+  const line = await eventually(async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    return text.includes("pulse_gateway_guardian_acting 1") ? true : undefined;
+  });
+  expect(line).toBe(true);
+  const passive = await (
+    await fetch(gateway.url.replace(/\/graphql$/, "/metrics"))
+  ).text();
+  expect(passive).toContain("pulse_gateway_guardian_acting 0");
+  // Its guardian holds the lock until it stops.
+  await acting.stop();
+});
