@@ -17,7 +17,7 @@ export type OverflowMode = "drop-head" | "reject-publish";
 export interface QueueLimits {
   /** Messages a queue keeps; RabbitMQ's `max-length`. */
   maxLength: number | null;
-  /** What RabbitMQ does at maxLength; `drop-head` unless set. */
+  /** Behaviour at maxLength; `drop-head` unless set. */
   overflow: OverflowMode | null;
   /** RabbitMQ's `message-ttl`, in milliseconds. */
   messageTtlMs: number | null;
