@@ -10,6 +10,7 @@ import {
   SIGNATURE_HEADER,
   type GuardianEventRecord,
 } from "../src/guardian";
+import { buildNotice } from "../src/guardian/notices";
 import type { Gateway } from "../src/server";
 import { accountPolicyName, escapeRegExp } from "../src/services";
 import {
@@ -375,6 +376,39 @@ describe("notices", () => {
       warnSize: 0,
       deleteSize: 100,
     });
+  });
+
+  test("drain gives up at its timeout", async () => {
+    const failing = await startWebhookReceiver();
+    cleanup.add(() => failing.close());
+    failing.failNext = 100;
+    const notifier = new Notifier(
+      {
+        smtpFrom: "guardian@example.com",
+        webhookSecret: WEBHOOK_SECRET,
+        webhookAttempts: 5,
+        webhookBackoffMs: 1000,
+        adminWebhookUrls: [],
+      },
+      gateway.logger,
+    );
+    notifier.send(
+      buildNotice({
+        kind: "WARNED",
+        queue: `queue/${account}/drained`,
+        account,
+        size: 1,
+        thresholds: null,
+        bindings: [],
+        detail: null,
+        at: new Date(),
+      }),
+      { emails: [], webhookUrls: [failing.url] },
+    );
+    const started = Date.now();
+    expect(await notifier.drain(300)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(failing.calls.length).toBeGreaterThanOrEqual(1);
   });
 
   test("recipients reject a bad webhook URL", async () => {

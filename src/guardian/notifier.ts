@@ -54,11 +54,30 @@ export class Notifier {
     }
   }
 
-  /** Waits for every delivery under way, retries included. */
-  async drain(): Promise<void> {
+  /**
+   * Waits for every delivery under way, retries included, for at most
+   * timeoutMs, so that a dead receiver cannot hold up a shutdown. Returns
+   * false when deliveries were still under way at the timeout.
+   */
+  async drain(timeoutMs = 15_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
     while (this.pending.size > 0) {
-      await Promise.allSettled([...this.pending]);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.logger.warn(
+          { deliveries: this.pending.size },
+          "guardian notices still under way at shutdown are abandoned",
+        );
+        return false;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise((resolve) => {
+        timer = setTimeout(resolve, left);
+      });
+      await Promise.race([Promise.allSettled([...this.pending]), timeout]);
+      clearTimeout(timer);
     }
+    return true;
   }
 
   close(): void {
