@@ -483,6 +483,15 @@ describe("reconciliation", () => {
       where: { account: { username: other } },
     });
     expect(policy?.userMissingAt).toBeInstanceOf(Date);
+    const read = await gql(
+      gateway,
+      `query ($u: String!) { account(username: $u) { userMissingAt } }`,
+      { u: other },
+      ownerToken,
+    );
+    expect(read.data?.account.userMissingAt).toBe(
+      policy?.userMissingAt?.toISOString(),
+    );
   });
 });
 
@@ -518,6 +527,18 @@ describe("queue limits", () => {
       overflow: "DROP_HEAD",
       messageTtlMs: 60000,
       expiresMs: null,
+    });
+    const read = await gql(
+      gateway,
+      `query ($u: String!) {
+        account(username: $u) { queueLimits { maxLength overflow } policy { source } }
+      }`,
+      { u: limited },
+      ownerToken,
+    );
+    expect(read.data?.account).toEqual({
+      queueLimits: { maxLength: 2, overflow: "DROP_HEAD" },
+      policy: { source: "GLOBAL" },
     });
     const policy = await brokerAdmin().getPolicy(accountPolicyName(limited));
     expect(policy.pattern).toBe(`^queue/${escapeRegExp(limited)}/`);

@@ -19,7 +19,7 @@ import { BadInputError } from "../errors";
 import type { QueueSamplePoint } from "../guardian";
 import type { PolicyRecord, QueueLimits, QueueRecord } from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
-import { Queue } from "./types";
+import { Account, Queue } from "./types";
 
 enum ThresholdSource {
   QUEUE = "QUEUE",
@@ -248,5 +248,43 @@ export class PolicyResolver {
       { account, queue },
       { emails, webhookUrls },
     );
+  }
+}
+
+@Resolver(() => Account)
+export class AccountPolicyResolver {
+  @FieldResolver(() => GuardianPolicy, {
+    description:
+      "The guardian's policy for the account's queues that set none of " +
+      "their own.",
+  })
+  policy(
+    @Root() account: Account,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.accountPolicy(account.username);
+  }
+
+  @FieldResolver(() => QueueLimitsPayload, {
+    description: "Limits RabbitMQ enforces on the account's queues.",
+  })
+  queueLimits(
+    @Root() account: Account,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueLimits> {
+    return context.services.queueLimits.get(account.username);
+  }
+
+  @FieldResolver(() => Date, {
+    nullable: true,
+    description:
+      "When the guardian found the account's RabbitMQ user deleted " +
+      "outside the gateway; null while the user exists.",
+  })
+  userMissingAt(
+    @Root() account: Account,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Date | null> {
+    return context.services.policies.userMissingAt(account.username);
   }
 }

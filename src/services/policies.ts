@@ -199,6 +199,12 @@ export class PolicyService {
     };
   }
 
+  /** Returns when the account's RabbitMQ user was found missing, if it is. */
+  async userMissingAt(username: string): Promise<Date | null> {
+    const row = await findAccountPolicy(this.deps.db, username);
+    return row?.userMissingAt ?? null;
+  }
+
   async accountPolicy(username: string): Promise<PolicyRecord> {
     const row = await findAccountPolicy(this.deps.db, username);
     return {
