@@ -124,8 +124,11 @@ export class Guardian {
     if (!(await this.takeLock())) {
       // The lock's database is away, so the guardian that acted last
       // raises the notice.
-      if (wasActing && this.options.lock?.failed) {
-        await this.onFailure(new Error("guardian lock query failed"), "pass");
+      // NOTE: no test covers this path, because it needs the lock's
+      // connection to fail while the test's database stays up.
+      const lockError = this.options.lock?.lastError;
+      if (wasActing && lockError) {
+        await this.onFailure(lockError, "pass", "DATABASE", true);
       }
       return;
     }
@@ -157,8 +160,9 @@ export class Guardian {
   private async onFailure(
     error: Error,
     source: "poll" | "pass",
+    kind = classifyFailure(error, source),
+    actedLast = this.actingNow,
   ): Promise<void> {
-    const kind = classifyFailure(error, source);
     if (source === "pass") {
       this.failedPasses += 1;
       const max = this.options.maxBackoffMs ?? 60_000;
@@ -176,7 +180,7 @@ export class Guardian {
     if (this.activeFailures.has(kind)) return;
     // Only the acting guardian raises notices. A guardian that cannot
     // reach the lock's database relies on having acted last.
-    const acting = kind === "DATABASE" ? this.actingNow : await this.takeLock();
+    const acting = kind === "DATABASE" ? actedLast : await this.takeLock();
     if (!acting) return;
     this.activeFailures.add(kind);
     await this.dispatcher.emit(
