@@ -315,6 +315,15 @@ describe("notices", () => {
 
   test("burst past both sizes sends one notice", async () => {
     const queue = await declare("burst");
+    const bound = await gql(
+      gateway,
+      `mutation ($q: String!, $e: String!) {
+        createBinding(input: { queue: $q, exchange: $e, routingKeyPattern: "burst.#" }) { queue }
+      }`,
+      { q: queue, e: exchange },
+      ownerToken,
+    );
+    expect(bound.errors).toBeUndefined();
     await setQueuePolicy(queue, 2, 5);
     publish(queue, 10);
     const deleted = await passUntil(queue, "DELETED");
@@ -329,6 +338,9 @@ describe("notices", () => {
     ).toHaveLength(1);
     expect(mails[0].raw).toContain(`DELETED: ${queue}`);
     expect(mails[0].raw).toContain("passed both");
+    // The broker dropped the bindings with the queue; the notice lists
+    // the ones the gateway stored.
+    expect(mails[0].raw).toContain(`${exchange} burst.#`);
   });
 
   test("consumer gone notice once per stretch", async () => {
