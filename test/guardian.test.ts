@@ -188,6 +188,7 @@ test("events reach every gateway on the database", async () => {
     kind: "WARNED",
     size: 3,
     threshold: 2,
+    detail: null,
   });
 
   await eventually(async () =>

@@ -21,6 +21,37 @@ export interface GuardianConfig {
   warnSize: number;
   /** A queue whose `messages` exceeds this is deleted (8000). */
   deleteSize: number;
+  /**
+   * Highest warn or delete size that owners may set on their accounts and
+   * queues (GUARDIAN_MAX_DELETE_SIZE, 100000). Admins may set any size.
+   */
+  maxDeleteSize: number;
+  /**
+   * Time a queue may hold messages without a consumer before the guardian
+   * sends CONSUMER_GONE (GUARDIAN_CONSUMER_GONE_MS, 600000).
+   */
+  consumerGoneMs: number;
+  /** Days of queue history kept (GUARDIAN_HISTORY_RETENTION_DAYS, 30). */
+  historyRetentionDays: number;
+  notifications: NotificationConfig;
+}
+
+export interface NotificationConfig {
+  /** SMTP server for e-mail notices (SMTP_URL); no e-mail when unset. */
+  smtpUrl?: string;
+  /** Sender address of e-mail notices (SMTP_FROM). */
+  smtpFrom: string;
+  /**
+   * Key of the HMAC-SHA256 signature of webhook bodies
+   * (GUARDIAN_WEBHOOK_SECRET); no webhook is sent while it is unset.
+   */
+  webhookSecret?: string;
+  /** Attempts per webhook delivery (GUARDIAN_WEBHOOK_ATTEMPTS, 5). */
+  webhookAttempts: number;
+  /** Delay before the first retry, doubled for each next one (1000). */
+  webhookBackoffMs: number;
+  /** Webhooks that receive admin notices (GUARDIAN_ADMIN_WEBHOOKS). */
+  adminWebhookUrls: string[];
 }
 
 export interface LiveConfig {
@@ -125,6 +156,15 @@ function readGuardian(env: Env): GuardianConfig {
     intervalMs: readInt(env, "GUARDIAN_INTERVAL_MS", 5000, 100),
     warnSize: readInt(env, "GUARDIAN_WARN_SIZE", 2000, 0),
     deleteSize: readInt(env, "GUARDIAN_DELETE_SIZE", 8000, 1),
+    maxDeleteSize: readInt(env, "GUARDIAN_MAX_DELETE_SIZE", 100_000, 1),
+    consumerGoneMs: readInt(env, "GUARDIAN_CONSUMER_GONE_MS", 600_000, 0),
+    historyRetentionDays: readInt(
+      env,
+      "GUARDIAN_HISTORY_RETENTION_DAYS",
+      30,
+      1,
+    ),
+    notifications: readNotifications(env),
   };
   if (guardian.warnSize >= guardian.deleteSize) {
     throw new ConfigError(
@@ -133,7 +173,31 @@ function readGuardian(env: Env): GuardianConfig {
         `or raise the second.`,
     );
   }
+  if (guardian.maxDeleteSize < guardian.deleteSize) {
+    throw new ConfigError(
+      `GUARDIAN_MAX_DELETE_SIZE (${guardian.maxDeleteSize}) must be at ` +
+        `least GUARDIAN_DELETE_SIZE (${guardian.deleteSize}); raise the ` +
+        `first or lower the second.`,
+    );
+  }
   return guardian;
+}
+
+function readNotifications(env: Env): NotificationConfig {
+  const smtpUrl = env.SMTP_URL || undefined;
+  if (smtpUrl) readUrl(env, "SMTP_URL", smtpUrl);
+  const adminWebhookUrls = readList(env.GUARDIAN_ADMIN_WEBHOOKS);
+  for (const url of adminWebhookUrls) {
+    readUrl({ GUARDIAN_ADMIN_WEBHOOKS: url }, "GUARDIAN_ADMIN_WEBHOOKS", url);
+  }
+  return {
+    smtpUrl,
+    smtpFrom: env.SMTP_FROM || "pulse-guardian@localhost",
+    webhookSecret: env.GUARDIAN_WEBHOOK_SECRET || undefined,
+    webhookAttempts: readInt(env, "GUARDIAN_WEBHOOK_ATTEMPTS", 5, 1),
+    webhookBackoffMs: readInt(env, "GUARDIAN_WEBHOOK_BACKOFF_MS", 1000, 0),
+    adminWebhookUrls,
+  };
 }
 
 function readJwt(env: Env, production: boolean): JwtConfig {

@@ -16,6 +16,8 @@ export interface GuardianEventRecord {
   size: number | null;
   /** The threshold that was crossed, if any. */
   threshold: number | null;
+  /** Facts beyond size and threshold, such as a binding or an error. */
+  detail: string | null;
   at: Date;
 }
 
@@ -79,6 +81,7 @@ export class GuardianEventLog extends EventEmitter<{
         kind: event.kind,
         size: event.size,
         threshold: event.threshold,
+        detail: event.detail,
       },
     });
     const stored: GuardianEventRecord = { ...event, at: row.at };
@@ -89,8 +92,9 @@ export class GuardianEventLog extends EventEmitter<{
         kind: event.kind,
         size: event.size,
         threshold: event.threshold,
+        detail: event.detail,
       },
-      `guardian: queue ${event.kind.toLowerCase()}`,
+      `guardian event ${event.kind}`,
     );
     await this.announce(stored);
     return stored;
@@ -136,6 +140,7 @@ export class GuardianEventLog extends EventEmitter<{
       kind: row.kind,
       size: row.size,
       threshold: row.threshold,
+      detail: row.detail,
       at: row.at,
     }));
   }

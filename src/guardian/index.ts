@@ -1,4 +1,14 @@
-// The guardian: thresholds, adoption and history of Pulse queues.
+// The guardian: thresholds, adoption, reconciliation, notices and history
+// of Pulse queues.
 export { Guardian, type GuardianOptions } from "./guardian";
 export { GuardianEventLog, type GuardianEventRecord } from "./events";
 export { GuardianLock } from "./lock";
+export { QueueHistory, type QueueSamplePoint } from "./history";
+export {
+  Notifier,
+  signBody,
+  SIGNATURE_HEADER,
+  type Recipients,
+} from "./notifier";
+export type { Notice } from "./notices";
+export { guardianSettings } from "./settings";

@@ -14,6 +14,8 @@ const GUARDIAN_LOCK_KEY = 0x70756c73;
 export class GuardianLock {
   private client: Client | null = null;
   private held = false;
+  /** Error of the last attempt to take the lock, if it failed. */
+  lastError: Error | null = null;
 
   constructor(
     private readonly databaseUrl: string,
@@ -23,6 +25,7 @@ export class GuardianLock {
   /** Tries to take the lock; returns true while this instance holds it. */
   async acquire(): Promise<boolean> {
     if (this.held) return true;
+    this.lastError = null;
     try {
       const client = await this.connect();
       const result = await client.query<{ locked: boolean }>(
@@ -33,6 +36,7 @@ export class GuardianLock {
       if (this.held) this.logger.info("guardian lock acquired");
     } catch (error) {
       this.logger.warn({ err: error }, "guardian lock query failed");
+      this.lastError = error as Error;
       await this.release();
     }
     return this.held;

@@ -10,7 +10,10 @@ import { prepareDatabase } from "../server/dependencies";
 import { StatsPoller } from "../stats";
 import { GuardianEventLog } from "./events";
 import { Guardian } from "./guardian";
+import { QueueHistory } from "./history";
 import { GuardianLock } from "./lock";
+import { Notifier } from "./notifier";
+import { guardianSettings } from "./settings";
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -31,16 +34,17 @@ async function main(): Promise<void> {
     intervalMs: config.guardian.intervalMs,
     logger,
   });
+  const notifier = new Notifier(config.guardian.notifications, logger);
   const guardian = new Guardian({
+    ...guardianSettings(config),
     db,
     management,
     stats,
     events: new GuardianEventLog(db, logger),
     logger,
-    warnSize: config.guardian.warnSize,
-    deleteSize: config.guardian.deleteSize,
-    gatewayAccount: config.gatewayAccount,
     lock: new GuardianLock(config.databaseUrl, logger),
+    notifier,
+    history: new QueueHistory(db, config.guardian.historyRetentionDays),
   });
   guardian.start();
   stats.start();
@@ -50,6 +54,7 @@ async function main(): Promise<void> {
     abort.abort();
     await stats.stop();
     await guardian.stop();
+    notifier.close();
     await db.$disconnect();
     process.exit(0);
   };

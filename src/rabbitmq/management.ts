@@ -16,6 +16,11 @@ export interface QueueInfo {
   messages_ready?: number;
   messages_unacknowledged?: number;
   consumers?: number;
+  /** Message rates; absent until messages have passed through the queue. */
+  message_stats?: {
+    publish_details?: { rate: number };
+    deliver_get_details?: { rate: number };
+  };
 }
 
 export interface BindingInfo {
@@ -32,6 +37,15 @@ export interface ExchangeInfo {
   name: string;
   type: string;
   durable: boolean;
+}
+
+/** A RabbitMQ policy of the client's vhost, as the management API shows it. */
+export interface PolicyInfo {
+  name: string;
+  pattern: string;
+  "apply-to": "queues" | "exchanges" | "all";
+  priority: number;
+  definition: Record<string, unknown>;
 }
 
 export interface Permissions {
@@ -68,6 +82,7 @@ const QUEUE_COLUMNS = [
   "messages_ready",
   "messages_unacknowledged",
   "consumers",
+  "message_stats",
 ].join(",");
 
 /**
@@ -125,6 +140,15 @@ export class ManagementClient {
     }
   }
 
+  /** Names of every RabbitMQ user of the broker. */
+  async listUserNames(): Promise<string[]> {
+    const users: { name: string }[] = await this.request(
+      "GET",
+      "/api/users?columns=name",
+    );
+    return users.map((user) => user.name);
+  }
+
   async createUser(name: string, password: string): Promise<void> {
     await this.request("PUT", `/api/users/${enc(name)}`, {
       password,
@@ -180,6 +204,34 @@ export class ManagementClient {
     await this.request(
       "DELETE",
       `/api/queues/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  listPolicies(): Promise<PolicyInfo[]> {
+    return this.request("GET", `/api/policies/${this.vhostSegment}`);
+  }
+
+  getPolicy(name: string): Promise<PolicyInfo> {
+    return this.request(
+      "GET",
+      `/api/policies/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  /** Creates or replaces a policy of the client's vhost. */
+  async putPolicy(policy: PolicyInfo): Promise<void> {
+    const { name, ...body } = policy;
+    await this.request(
+      "PUT",
+      `/api/policies/${this.vhostSegment}/${enc(name)}`,
+      body,
+    );
+  }
+
+  async deletePolicy(name: string): Promise<void> {
+    await this.request(
+      "DELETE",
+      `/api/policies/${this.vhostSegment}/${enc(name)}`,
     );
   }
 

@@ -7,6 +7,7 @@ import { buildSchema } from "type-graphql";
 import { AccountResolver } from "./account.resolver";
 import { GuardianResolver } from "./guardian.resolver";
 import { MessageResolver } from "./message.resolver";
+import { AccountPolicyResolver, PolicyResolver } from "./policy.resolver";
 import { QueueResolver } from "./queue.resolver";
 import { StatsResolver } from "./stats.resolver";
 import { ViewerResolver } from "./viewer.resolver";
@@ -18,6 +19,8 @@ export async function buildGatewaySchema(): Promise<GraphQLSchema> {
       ViewerResolver,
       AccountResolver,
       QueueResolver,
+      PolicyResolver,
+      AccountPolicyResolver,
       GuardianResolver,
       MessageResolver,
       StatsResolver,

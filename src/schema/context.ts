@@ -1,12 +1,14 @@
 import type { Viewer } from "../auth";
 import { UnauthenticatedError } from "../errors";
-import type { GuardianEventLog } from "../guardian";
+import type { GuardianEventLog, QueueHistory } from "../guardian";
 import type { LiveBridge } from "../live";
 import type { Logger } from "../logger";
 import type { StatsPoller } from "../stats";
 import type {
   AccountService,
   BindingService,
+  PolicyService,
+  QueueLimitService,
   QueueService,
 } from "../services";
 
@@ -14,6 +16,9 @@ export interface Services {
   accounts: AccountService;
   queues: QueueService;
   bindings: BindingService;
+  policies: PolicyService;
+  queueLimits: QueueLimitService;
+  history: QueueHistory;
   guardianEvents: GuardianEventLog;
   live: LiveBridge;
   stats: StatsPoller;

@@ -19,6 +19,30 @@ registerEnumType(GuardianEventKind, {
     RECOVERED: { description: "A warned queue fell back to its warn size." },
     DELETED: { description: "The queue grew past its delete size and was deleted." },
     VANISHED: { description: "The queue disappeared from the broker." },
+    CONSUMER_GONE: {
+      description:
+        "The queue has held messages without a consumer for longer than " +
+        "GUARDIAN_CONSUMER_GONE_MS.",
+    },
+    BINDING_ADDED: {
+      description: "A binding made outside the gateway, now stored.",
+    },
+    BINDING_REMOVED: {
+      description: "A stored binding that is gone from the broker.",
+    },
+    USER_MISSING: {
+      description: "The account's RabbitMQ user was deleted outside the gateway.",
+    },
+    MISNAMED_QUEUE: {
+      description:
+        "A queue outside the queue/<account>/<name> convention; reported " +
+        "to admins, never deleted.",
+    },
+    POLL_FAILED: {
+      description:
+        "The guardian could not check the queues; one event per kind of " +
+        "failure until a check succeeds.",
+    },
   },
 });
 
@@ -119,6 +143,12 @@ export class GuardianEvent {
 
   @Field(() => Int, { nullable: true, description: "The threshold crossed." })
   threshold!: number | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: "Facts beyond size and threshold, such as a binding or an error.",
+  })
+  detail!: string | null;
 
   @Field()
   at!: Date;

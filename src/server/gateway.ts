@@ -11,7 +11,14 @@ import express from "express";
 import { createVerifier, type VerifyBearer } from "../auth";
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db";
-import { Guardian, GuardianEventLog, GuardianLock } from "../guardian";
+import {
+  Guardian,
+  GuardianEventLog,
+  GuardianLock,
+  guardianSettings,
+  Notifier,
+  QueueHistory,
+} from "../guardian";
 import { AmqpLiveSource, LiveBridge } from "../live";
 import type { Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
@@ -22,7 +29,13 @@ import {
   type GraphQLContext,
   type Services,
 } from "../schema";
-import { AccountService, BindingService, QueueService } from "../services";
+import {
+  AccountService,
+  BindingService,
+  PolicyService,
+  QueueLimitService,
+  QueueService,
+} from "../services";
 import { StatsPoller } from "../stats";
 import { prepareDatabase, waitForManagement } from "./dependencies";
 import {
@@ -54,6 +67,8 @@ export class Gateway {
   readonly liveSource: AmqpLiveSource;
   readonly services: Services;
   readonly guardian: Guardian | null;
+  readonly history: QueueHistory;
+  readonly notifier: Notifier;
   private readonly verify: VerifyBearer;
   private readonly app = createApp();
   private readonly httpServer = http.createServer(this.app);
@@ -77,6 +92,14 @@ export class Gateway {
       logger,
     });
     this.guardianEvents = new GuardianEventLog(this.db, logger);
+    this.history = new QueueHistory(
+      this.db,
+      config.guardian.historyRetentionDays,
+    );
+    this.notifier = new Notifier(
+      config.guardian.notifications,
+      logger.child({ component: "notifier" }),
+    );
     this.liveSource = new AmqpLiveSource({
       connection: this.amqp,
       gatewayAccount: config.gatewayAccount,
@@ -196,6 +219,7 @@ export class Gateway {
     this.abort.abort();
     await this.apollo?.stop();
     await this.guardian?.stop();
+    this.notifier.close();
     await this.stats.stop();
     await this.live.close();
     await this.liveSource.close();
@@ -220,6 +244,9 @@ export class Gateway {
       accounts: new AccountService(deps),
       queues,
       bindings: new BindingService(deps, queues),
+      policies: new PolicyService(deps, queues, this.config.guardian),
+      queueLimits: new QueueLimitService(deps),
+      history: this.history,
       guardianEvents: this.guardianEvents,
       live: this.live,
       stats: this.stats,
@@ -228,15 +255,15 @@ export class Gateway {
 
   private createGuardian(): Guardian {
     return new Guardian({
+      ...guardianSettings(this.config),
       db: this.db,
       management: this.management,
       stats: this.stats,
       events: this.guardianEvents,
       logger: this.logger.child({ component: "guardian" }),
-      warnSize: this.config.guardian.warnSize,
-      deleteSize: this.config.guardian.deleteSize,
-      gatewayAccount: this.config.gatewayAccount,
       lock: new GuardianLock(this.config.databaseUrl, this.logger),
+      notifier: this.notifier,
+      history: this.history,
     });
   }
 
@@ -351,3 +378,4 @@ export class Gateway {
     });
   }
 }
+

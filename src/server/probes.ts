@@ -84,6 +84,11 @@ export function collectMetrics(
       "Time of the latest stats snapshot.",
       snapshot ? snapshot.takenAt.getTime() / 1000 : 0,
     ),
+    gauge(
+      "pulse_gateway_guardian_acting",
+      "1 while this gateway's guardian holds the lock and acts.",
+      gateway.guardian?.acting ? 1 : 0,
+    ),
   ];
   return renderMetrics(samples);
 }

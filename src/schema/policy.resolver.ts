@@ -1,0 +1,290 @@
+// Guardian policies: thresholds and notice recipients set by owners, and
+// the effective policy and history of each queue.
+import {
+  Arg,
+  Ctx,
+  Field,
+  FieldResolver,
+  Int,
+  Mutation,
+  ObjectType,
+  Float,
+  InputType,
+  registerEnumType,
+  Resolver,
+  Root,
+} from "type-graphql";
+
+import { BadInputError } from "../errors";
+import type { QueueSamplePoint } from "../guardian";
+import type { PolicyRecord, QueueLimits, QueueRecord } from "../services";
+import { requireViewer, type GraphQLContext } from "./context";
+import { Account, Queue } from "./types";
+
+enum ThresholdSource {
+  QUEUE = "QUEUE",
+  ACCOUNT = "ACCOUNT",
+  GLOBAL = "GLOBAL",
+}
+
+registerEnumType(ThresholdSource, {
+  name: "ThresholdSource",
+  description: "Where the thresholds that apply were set.",
+});
+
+@ObjectType({
+  description:
+    "The guardian's policy for a queue or an account: the thresholds that " +
+    "apply and the recipients of its notices.",
+})
+export class GuardianPolicy {
+  @Field(() => Int, { description: "Warned above this many messages." })
+  warnSize!: number;
+
+  @Field(() => Int, { description: "Deleted above this many messages." })
+  deleteSize!: number;
+
+  @Field(() => ThresholdSource, {
+    description: "The most specific level that sets either size.",
+  })
+  source!: ThresholdSource;
+
+  @Field(() => [String], {
+    description: "E-mail recipients; empty means the account's owners.",
+  })
+  notifyEmails!: string[];
+
+  @Field(() => [String])
+  webhookUrls!: string[];
+}
+
+@ObjectType({
+  description:
+    "A queue's size and rates at one time. Older points are buckets " +
+    "holding the maximum counts and mean rates of their samples.",
+})
+export class QueueSample {
+  @Field()
+  at!: Date;
+
+  @Field(() => Int, { description: "0 for a raw sample, else bucket length." })
+  resolutionSeconds!: number;
+
+  @Field(() => Int)
+  messages!: number;
+
+  @Field(() => Int, { nullable: true })
+  messagesReady!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  messagesUnacknowledged!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  consumers!: number | null;
+
+  @Field(() => Float, { nullable: true, description: "Messages per second." })
+  publishRate!: number | null;
+
+  @Field(() => Float, { nullable: true, description: "Messages per second." })
+  deliverRate!: number | null;
+}
+
+enum OverflowMode {
+  DROP_HEAD = "drop-head",
+  REJECT_PUBLISH = "reject-publish",
+}
+
+registerEnumType(OverflowMode, {
+  name: "OverflowMode",
+  description: "What RabbitMQ does when a queue reaches its maximum length.",
+  valuesConfig: {
+    DROP_HEAD: { description: "Drops the oldest messages." },
+    REJECT_PUBLISH: { description: "Rejects new messages." },
+  },
+});
+
+@InputType({ description: "Limits RabbitMQ enforces on an account's queues." })
+export class QueueLimitsInput {
+  @Field(() => Int, { nullable: true, description: "RabbitMQ's max-length." })
+  maxLength?: number | null;
+
+  @Field(() => OverflowMode, {
+    nullable: true,
+    description: "Needs maxLength; DROP_HEAD when null.",
+  })
+  overflow?: OverflowMode | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: "RabbitMQ's message-ttl, in milliseconds.",
+  })
+  messageTtlMs?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: "RabbitMQ's expires: idle time before deletion, in ms.",
+  })
+  expiresMs?: number | null;
+}
+
+@ObjectType({ description: "Limits RabbitMQ enforces on an account's queues." })
+export class QueueLimitsPayload {
+  @Field(() => Int, { nullable: true })
+  maxLength!: number | null;
+
+  @Field(() => OverflowMode, { nullable: true })
+  overflow!: OverflowMode | null;
+
+  @Field(() => Int, { nullable: true })
+  messageTtlMs!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  expiresMs!: number | null;
+}
+
+@Resolver(() => Queue)
+export class PolicyResolver {
+  @Mutation(() => QueueLimitsPayload, {
+    description:
+      "Applies limits to every queue/<account>/ queue through a RabbitMQ " +
+      "policy named pulse-account-<account>, or removes the policy when " +
+      "every limit is null.",
+  })
+  setAccountQueueLimits(
+    @Arg("account") account: string,
+    @Arg("limits") limits: QueueLimitsInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueLimits> {
+    return context.services.queueLimits.set(requireViewer(context), account, {
+      maxLength: limits.maxLength ?? null,
+      overflow: limits.overflow ?? null,
+      messageTtlMs: limits.messageTtlMs ?? null,
+      expiresMs: limits.expiresMs ?? null,
+    });
+  }
+
+  @FieldResolver(() => GuardianPolicy, {
+    description: "The guardian's effective policy for this queue.",
+  })
+  policy(
+    @Root() queue: QueueRecord,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.queuePolicy(queue.name);
+  }
+
+  @FieldResolver(() => [QueueSample], {
+    description: "Samples from `from` to `to` (now by default), oldest first.",
+  })
+  history(
+    @Root() queue: QueueRecord,
+    @Arg("from") from: Date,
+    @Arg("to", () => Date, { nullable: true }) to: Date | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueSamplePoint[]> {
+    const end = to ?? new Date();
+    if (from.getTime() >= end.getTime()) {
+      throw new BadInputError(
+        `Invalid range: from (${from.toISOString()}) must be before to ` +
+          `(${end.toISOString()}).`,
+        { from: from.toISOString(), to: end.toISOString() },
+      );
+    }
+    return context.services.history.points(queue.name, from, end);
+  }
+
+  @Mutation(() => GuardianPolicy, {
+    description:
+      "Sets a queue's warn and delete sizes. A null or missing size falls " +
+      "back to the account's, then the global one. Owners may set sizes " +
+      "up to GUARDIAN_MAX_DELETE_SIZE.",
+  })
+  setQueuePolicy(
+    @Arg("name") name: string,
+    @Arg("warnSize", () => Int, { nullable: true }) warnSize: number | null,
+    @Arg("deleteSize", () => Int, { nullable: true }) deleteSize: number | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.setQueueThresholds(
+      requireViewer(context),
+      name,
+      { warnSize, deleteSize },
+    );
+  }
+
+  @Mutation(() => GuardianPolicy, {
+    description:
+      "Sets the warn and delete sizes of the account's queues that do not " +
+      "set their own. A null or missing size falls back to the global one.",
+  })
+  setAccountPolicy(
+    @Arg("account") account: string,
+    @Arg("warnSize", () => Int, { nullable: true }) warnSize: number | null,
+    @Arg("deleteSize", () => Int, { nullable: true }) deleteSize: number | null,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.setAccountThresholds(
+      requireViewer(context),
+      account,
+      { warnSize, deleteSize },
+    );
+  }
+
+  @Mutation(() => GuardianPolicy, {
+    description:
+      "Replaces who receives the guardian's notices about one queue, or " +
+      "about every queue of the account when `queue` is null. Empty lists " +
+      "fall back to the account's recipients, then to its owners.",
+  })
+  setNotificationRecipients(
+    @Arg("account") account: string,
+    @Arg("queue", () => String, { nullable: true }) queue: string | null,
+    @Arg("emails", () => [String]) emails: string[],
+    @Arg("webhookUrls", () => [String]) webhookUrls: string[],
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.setRecipients(
+      requireViewer(context),
+      { account, queue },
+      { emails, webhookUrls },
+    );
+  }
+}
+
+@Resolver(() => Account)
+export class AccountPolicyResolver {
+  @FieldResolver(() => GuardianPolicy, {
+    description:
+      "The guardian's policy for the account's queues that set none of " +
+      "their own.",
+  })
+  policy(
+    @Root() account: Account,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PolicyRecord> {
+    return context.services.policies.accountPolicy(account.username);
+  }
+
+  @FieldResolver(() => QueueLimitsPayload, {
+    description: "Limits RabbitMQ enforces on the account's queues.",
+  })
+  queueLimits(
+    @Root() account: Account,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueLimits> {
+    return context.services.queueLimits.get(account.username);
+  }
+
+  @FieldResolver(() => Date, {
+    nullable: true,
+    description:
+      "When the guardian found the account's RabbitMQ user deleted " +
+      "outside the gateway; null while the user exists.",
+  })
+  userMissingAt(
+    @Root() account: Account,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Date | null> {
+    return context.services.policies.userMissingAt(account.username);
+  }
+}

@@ -1,0 +1,186 @@
+// Account-wide queue limits, enforced by RabbitMQ itself through one
+// policy per account on the pattern ^queue/<account>/: a maximum length
+// with its overflow behaviour, a message TTL and an idle-queue expiry.
+// The limits are stored with the account's guardian policy too.
+import type { Viewer } from "../auth";
+import { BadInputError, NotFoundError, quote } from "../errors";
+import { isNotFound, type PolicyInfo } from "../rabbitmq/management";
+import {
+  authorizeAccount,
+  logCompensationFailure,
+  type ServiceDeps,
+} from "./context";
+import { escapeRegExp } from "./pulse-names";
+
+export type OverflowMode = "drop-head" | "reject-publish";
+
+export interface QueueLimits {
+  /** Messages a queue keeps; RabbitMQ's `max-length`. */
+  maxLength: number | null;
+  /** Behaviour at maxLength; `drop-head` unless set. */
+  overflow: OverflowMode | null;
+  /** RabbitMQ's `message-ttl`, in milliseconds. */
+  messageTtlMs: number | null;
+  /** RabbitMQ's `expires`: idle time before a queue is deleted, in ms. */
+  expiresMs: number | null;
+}
+
+const OVERFLOW_MODES: readonly OverflowMode[] = ["drop-head", "reject-publish"];
+
+const POLICY_PREFIX = "pulse-account-";
+
+/** Returns the name of the RabbitMQ policy of an account's queue limits. */
+export function accountPolicyName(account: string): string {
+  return POLICY_PREFIX + account;
+}
+
+/** Returns the account of a queue-limits policy name, or null. */
+export function policyAccount(policyName: string): string | null {
+  if (!policyName.startsWith(POLICY_PREFIX)) return null;
+  return policyName.slice(POLICY_PREFIX.length);
+}
+
+export class QueueLimitService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  /**
+   * Applies the limits to every queue of the account through a RabbitMQ
+   * policy, or removes the policy when every limit is null. The broker's
+   * previous policy is restored when the database write fails.
+   */
+  async set(
+    viewer: Viewer,
+    account: string,
+    limits: QueueLimits,
+  ): Promise<QueueLimits> {
+    validateLimits(account, limits);
+    const accountId = await authorizeAccount(this.deps, viewer, account);
+    if (accountId === null) {
+      throw new NotFoundError(
+        `Account ${quote(account)} not found among the accounts this ` +
+          `gateway manages; queue limits apply to accounts created through it.`,
+        { account },
+      );
+    }
+    const name = accountPolicyName(account);
+    const previous = await this.currentPolicy(name);
+    await this.applyPolicy(account, limits);
+    try {
+      await this.deps.db.accountPolicy.upsert({
+        where: { accountId },
+        create: { accountId, ...limits },
+        update: limits,
+      });
+    } catch (error) {
+      await this.restorePolicy(name, previous).catch((undoError) => {
+        logCompensationFailure(
+          this.deps.logger,
+          { account, policy: name },
+          undoError,
+        );
+      });
+      throw error;
+    }
+    this.deps.logger.info(
+      { account, policy: name, ...limits, by: viewer.email },
+      "account queue limits set",
+    );
+    return limits;
+  }
+
+  async get(account: string): Promise<QueueLimits> {
+    const row = await this.deps.db.accountPolicy.findFirst({
+      where: { account: { username: account } },
+    });
+    return {
+      maxLength: row?.maxLength ?? null,
+      overflow: (row?.overflow as OverflowMode | null) ?? null,
+      messageTtlMs: row?.messageTtlMs ?? null,
+      expiresMs: row?.expiresMs ?? null,
+    };
+  }
+
+  private async applyPolicy(account: string, limits: QueueLimits) {
+    const name = accountPolicyName(account);
+    const definition = policyDefinition(limits);
+    if (Object.keys(definition).length === 0) {
+      await this.deps.management.deletePolicy(name).catch((error) => {
+        if (!isNotFound(error)) throw error;
+      });
+      return;
+    }
+    // NOTE: RabbitMQ applies only the highest-priority policy that matches
+    // a queue, so an operator policy of higher priority on the same queues
+    // replaces these limits.
+    await this.deps.management.putPolicy({
+      name,
+      pattern: `^queue/${escapeRegExp(account)}/`,
+      "apply-to": "queues",
+      priority: 0,
+      definition,
+    });
+  }
+
+  private async currentPolicy(name: string): Promise<PolicyInfo | null> {
+    try {
+      return await this.deps.management.getPolicy(name);
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  private async restorePolicy(name: string, previous: PolicyInfo | null) {
+    if (previous) {
+      await this.deps.management.putPolicy(previous);
+      return;
+    }
+    await this.deps.management.deletePolicy(name).catch((error) => {
+      if (!isNotFound(error)) throw error;
+    });
+  }
+}
+
+function policyDefinition(limits: QueueLimits): Record<string, unknown> {
+  const definition: Record<string, unknown> = {};
+  if (limits.maxLength !== null) {
+    definition["max-length"] = limits.maxLength;
+    definition.overflow = limits.overflow ?? "drop-head";
+  }
+  if (limits.messageTtlMs !== null) {
+    definition["message-ttl"] = limits.messageTtlMs;
+  }
+  if (limits.expiresMs !== null) definition.expires = limits.expiresMs;
+  return definition;
+}
+
+function validateLimits(account: string, limits: QueueLimits): void {
+  const checks: [keyof QueueLimits, number | null, number][] = [
+    ["maxLength", limits.maxLength, 0],
+    ["messageTtlMs", limits.messageTtlMs, 0],
+    ["expiresMs", limits.expiresMs, 1],
+  ];
+  for (const [field, value, min] of checks) {
+    if (value !== null && (!Number.isInteger(value) || value < min)) {
+      throw new BadInputError(
+        `Invalid ${field} ${value} for account ${quote(account)}: use an ` +
+          `integer of at least ${min}, or null for no limit.`,
+        { [field]: value },
+      );
+    }
+  }
+  if (limits.overflow !== null && !OVERFLOW_MODES.includes(limits.overflow)) {
+    throw new BadInputError(
+      `Invalid overflow ${quote(String(limits.overflow))}: use ` +
+        `"drop-head" or "reject-publish".`,
+      { overflow: limits.overflow },
+    );
+  }
+  if (limits.overflow !== null && limits.maxLength === null) {
+    throw new BadInputError(
+      `Overflow ${quote(limits.overflow)} for account ${quote(account)} ` +
+        `needs maxLength too; set maxLength or leave overflow null.`,
+      { overflow: limits.overflow },
+    );
+  }
+}
