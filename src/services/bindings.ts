@@ -10,13 +10,26 @@ import {
   type ServiceDeps,
 } from "./context";
 import { requireQueueAccount, validateExchangeName } from "./pulse-names";
-import type { BindingRecord, QueueService } from "./queues";
+import {
+  toBindingRecords,
+  type BindingRecord,
+  type QueueService,
+} from "./queues";
 
 export interface BindingInput {
   queue: string;
   exchange: string;
   routingKeyPattern: string;
 }
+
+/** An exchange and topic pattern, without the queue. */
+export interface BindingTarget {
+  exchange: string;
+  routingKeyPattern: string;
+}
+
+/** Bindings one replaceBindings call may set on a queue. */
+export const MAX_BINDINGS_PER_QUEUE = 100;
 
 export class BindingService {
   constructor(
@@ -100,6 +113,130 @@ export class BindingService {
     return true;
   }
 
+  /**
+   * Makes the queue's bindings exactly `targets`. New bindings are made
+   * before old ones are removed, so a message that matches both the old
+   * and the new set is routed throughout, and a failure leaves the old set
+   * in place: a failure while adding removes what this call added, and a
+   * failure while removing leaves some old bindings beside the new ones.
+   */
+  async replace(
+    viewer: Viewer,
+    queue: string,
+    targets: BindingTarget[],
+  ): Promise<BindingRecord[]> {
+    if (targets.length > MAX_BINDINGS_PER_QUEUE) {
+      throw new BadInputError(
+        `Too many bindings (${targets.length}): a queue may have at most ` +
+          `${MAX_BINDINGS_PER_QUEUE}; use "#" or "*" in patterns to match ` +
+          `more routing keys with fewer bindings.`,
+        { queue, bindings: targets.length },
+      );
+    }
+    const wanted = uniqueTargets(targets);
+    const account = requireQueueAccount(queue);
+    for (const target of wanted) validateTarget(target);
+    await authorizeAccount(this.deps, viewer, account);
+    const info = await this.queues.fetchQueue(queue);
+
+    const current = uniqueTargets(
+      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
+    );
+    const added = wanted.filter((t) => !containsTarget(current, t));
+    const removed = current.filter((t) => !containsTarget(wanted, t));
+    for (const target of added) await this.requireExchange(target.exchange);
+
+    await this.addAll(queue, added, async () => {
+      const row = await this.upsertQueueRow(account, queue, info.durable);
+      for (const target of added) {
+        await this.deps.db.binding.upsert({
+          where: {
+            queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
+          },
+          create: { queueId: row.id, ...target },
+          update: {},
+        });
+      }
+    });
+    await this.removeAll(queue, removed);
+    this.deps.logger.info(
+      { queue, added, removed, by: viewer.email },
+      "bindings replaced",
+    );
+    return toBindingRecords(await this.deps.management.listQueueBindings(queue));
+  }
+
+  /**
+   * Binds every target, then runs `record`. When a bind or `record` fails,
+   * the bindings made here are removed again before the error is thrown.
+   */
+  private async addAll(
+    queue: string,
+    targets: BindingTarget[],
+    record: () => Promise<void>,
+  ): Promise<void> {
+    const made: BindingTarget[] = [];
+    try {
+      for (const target of targets) {
+        await this.deps.management.bindQueue(
+          target.exchange,
+          queue,
+          target.routingKeyPattern,
+        );
+        made.push(target);
+      }
+      await record();
+    } catch (error) {
+      for (const target of made) {
+        await this.deps.management
+          .unbindQueue(target.exchange, queue, target.routingKeyPattern)
+          .catch((undoError) => {
+            logCompensationFailure(
+              this.deps.logger,
+              { queue, ...target },
+              undoError,
+            );
+          });
+      }
+      throw error;
+    }
+  }
+
+  /** Unbinds each target and deletes its row, one transaction per target. */
+  private async removeAll(
+    queue: string,
+    targets: BindingTarget[],
+  ): Promise<void> {
+    for (const target of targets) {
+      await this.deps.db.$transaction(async (tx) => {
+        await tx.binding.deleteMany({
+          where: { queue: { name: queue }, ...target },
+        });
+        await this.deps.management.unbindQueue(
+          target.exchange,
+          queue,
+          target.routingKeyPattern,
+        );
+      });
+    }
+  }
+
+  private async upsertQueueRow(
+    account: string,
+    queue: string,
+    durable: boolean,
+  ) {
+    const known = await this.deps.db.account.findUnique({
+      where: { username: account },
+      select: { id: true },
+    });
+    return this.deps.db.queue.upsert({
+      where: { name: queue },
+      create: { name: queue, accountName: account, accountId: known?.id, durable },
+      update: {},
+    });
+  }
+
   private async authorize(viewer: Viewer, input: BindingInput) {
     const account = requireQueueAccount(input.queue);
     validateExchangeName(input.exchange);
@@ -127,4 +264,32 @@ export class BindingService {
       throw error;
     }
   }
+}
+
+function validateTarget(target: BindingTarget): void {
+  validateExchangeName(target.exchange);
+  const problem = validateBindingPattern(target.routingKeyPattern);
+  if (problem) {
+    throw new BadInputError(problem, {
+      exchange: target.exchange,
+      routingKeyPattern: target.routingKeyPattern,
+    });
+  }
+}
+
+function uniqueTargets(targets: BindingTarget[]): BindingTarget[] {
+  const unique: BindingTarget[] = [];
+  for (const { exchange, routingKeyPattern } of targets) {
+    const target = { exchange, routingKeyPattern };
+    if (!containsTarget(unique, target)) unique.push(target);
+  }
+  return unique;
+}
+
+function containsTarget(list: BindingTarget[], target: BindingTarget): boolean {
+  return list.some(
+    (item) =>
+      item.exchange === target.exchange &&
+      item.routingKeyPattern === target.routingKeyPattern,
+  );
 }
