@@ -5,6 +5,8 @@ import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 
 import { AccountResolver } from "./account.resolver";
+import { AdminResolver } from "./admin.resolver";
+import { auditMutations } from "./audit";
 import { GuardianResolver } from "./guardian.resolver";
 import { MessageResolver } from "./message.resolver";
 import { QueueResolver } from "./queue.resolver";
@@ -17,6 +19,7 @@ export async function buildGatewaySchema(): Promise<GraphQLSchema> {
     resolvers: [
       ViewerResolver,
       AccountResolver,
+      AdminResolver,
       QueueResolver,
       GuardianResolver,
       MessageResolver,
@@ -28,6 +31,7 @@ export async function buildGatewaySchema(): Promise<GraphQLSchema> {
     validate: false,
   });
   streamPayloadsAsIs(schema, "messages");
+  auditMutations(schema);
   return schema;
 }
 

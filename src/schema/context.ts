@@ -6,7 +6,10 @@ import type { Logger } from "../logger";
 import type { StatsPoller } from "../stats";
 import type {
   AccountService,
+  AdminService,
+  AuditLog,
   BindingService,
+  MessageService,
   QueueService,
 } from "../services";
 
@@ -14,6 +17,9 @@ export interface Services {
   accounts: AccountService;
   queues: QueueService;
   bindings: BindingService;
+  messages: MessageService;
+  admins: AdminService;
+  audit: AuditLog;
   guardianEvents: GuardianEventLog;
   live: LiveBridge;
   stats: StatsPoller;

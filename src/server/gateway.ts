@@ -22,7 +22,14 @@ import {
   type GraphQLContext,
   type Services,
 } from "../schema";
-import { AccountService, BindingService, QueueService } from "../services";
+import {
+  AccountService,
+  AdminService,
+  AuditLog,
+  BindingService,
+  MessageService,
+  QueueService,
+} from "../services";
 import { StatsPoller } from "../stats";
 import { prepareDatabase, waitForManagement } from "./dependencies";
 import {
@@ -91,7 +98,30 @@ export class Gateway {
     });
     this.services = this.createServices();
     this.guardian = config.guardian.enabled ? this.createGuardian() : null;
-    this.verify = createVerifier(config.jwt, config.adminEmails);
+    this.verify = this.withStoredAdmins(
+      createVerifier(config.jwt, config.adminEmails),
+    );
+  }
+
+  /**
+   * Adds the admins granted through the API to those of ADMIN_EMAILS. A
+   * socket keeps the admin flag it had when it connected.
+   */
+  private withStoredAdmins(verify: VerifyBearer): VerifyBearer {
+    return async (authorization) => {
+      const viewer = await verify(authorization);
+      if (viewer.isAdmin) return viewer;
+      try {
+        const isAdmin = await this.services.admins.isStoredAdmin(viewer.email);
+        return { ...viewer, isAdmin };
+      } catch (error) {
+        this.logger.error(
+          { err: error, viewer: viewer.email },
+          "reading the admin flag failed; treating the caller as no admin",
+        );
+        return viewer;
+      }
+    };
   }
 
   get state(): GatewayState {
@@ -220,6 +250,9 @@ export class Gateway {
       accounts: new AccountService(deps),
       queues,
       bindings: new BindingService(deps, queues),
+      messages: new MessageService(deps, queues),
+      admins: new AdminService(deps, this.config.adminEmails),
+      audit: new AuditLog(deps),
       guardianEvents: this.guardianEvents,
       live: this.live,
       stats: this.stats,
