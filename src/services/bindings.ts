@@ -148,7 +148,9 @@ export class BindingService {
 
     await this.addAll(queue, added, async () => {
       const row = await this.upsertQueueRow(account, queue, info.durable);
-      for (const target of added) {
+      // Every wanted binding gets its row, including those that were on
+      // the broker already, declared over AMQP.
+      for (const target of wanted) {
         await this.deps.db.binding.upsert({
           where: {
             queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
