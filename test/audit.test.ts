@@ -69,7 +69,7 @@ async function entries(variables: Record<string, unknown>, token = admin) {
 }
 
 /**
- * A value of the type that the schema accepts. Strings contain a space,
+ * Returns a value of the type that the schema accepts. Strings contain a space,
  * which no account, queue, e-mail address or name allows, so the mutation
  * is rejected before it changes anything.
  */
@@ -97,7 +97,7 @@ function sampleValue(type: GraphQLInputType): unknown {
   }
 }
 
-/** A request for the field with a sample value for every argument. */
+/** Builds a request for the field with a sample value for every argument. */
 function sampleRequest(field: GraphQLField<unknown, unknown>) {
   const variables: Record<string, unknown> = {};
   const definitions: string[] = [];

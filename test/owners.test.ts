@@ -1,7 +1,7 @@
 // Account self-service: owners added and removed (never the last one),
 // passwords rotated, and a stranger's attempts rejected with the account
 // unchanged.
-import type { Connection } from "amqplib";
+import type { ChannelModel } from "amqplib";
 
 import type { Gateway } from "../src/server";
 import {
@@ -233,7 +233,7 @@ test("owners hidden from strangers", async () => {
 });
 
 describe("password rotation", () => {
-  const connections: Connection[] = [];
+  const connections: ChannelModel[] = [];
 
   afterAll(async () => {
     for (const connection of connections) {

@@ -18,7 +18,7 @@ const SECRET_KEY = /pass(word)?|secret|token|authorization|credential/i;
 
 export const REDACTED = "[redacted]";
 
-/** Longest error message stored with an entry, in characters. */
+/** Maximum length of a stored error message, in characters. */
 const MAX_ERROR_LENGTH = 1000;
 
 /** Wraps each Mutation field's resolver to write an audit entry. */

@@ -47,7 +47,7 @@ export class AdminService {
     return row?.isAdmin ?? false;
   }
 
-  /** Every user the gateway knows and every ADMIN_EMAILS address. */
+  /** Lists every stored user and every ADMIN_EMAILS address. */
   async listUsers(viewer: Viewer): Promise<UserRecord[]> {
     requireAdmin(viewer, "list users");
     const rows = await this.deps.db.user.findMany({

@@ -116,9 +116,9 @@ export class BindingService {
   /**
    * Makes the queue's bindings exactly `targets`. New bindings are made
    * before old ones are removed, so a message that matches both the old
-   * and the new set is routed throughout, and a failure leaves the old set
-   * in place: a failure while adding removes what this call added, and a
-   * failure while removing leaves some old bindings beside the new ones.
+   * and the new set is routed throughout. A failure while adding removes
+   * what this call added. A failure while removing leaves some old
+   * bindings beside the new ones.
    */
   async replace(
     viewer: Viewer,
@@ -133,24 +133,24 @@ export class BindingService {
         { queue, bindings: targets.length },
       );
     }
-    const wanted = uniqueTargets(targets);
+    const desired = uniqueTargets(targets);
     const account = requireQueueAccount(queue);
-    for (const target of wanted) validateTarget(target);
+    for (const target of desired) validateTarget(target);
     await authorizeAccount(this.deps, viewer, account);
     const info = await this.queues.fetchQueue(queue);
 
     const current = uniqueTargets(
       toBindingRecords(await this.deps.management.listQueueBindings(queue)),
     );
-    const added = wanted.filter((t) => !containsTarget(current, t));
-    const removed = current.filter((t) => !containsTarget(wanted, t));
+    const added = desired.filter((t) => !containsTarget(current, t));
+    const removed = current.filter((t) => !containsTarget(desired, t));
     for (const target of added) await this.requireExchange(target.exchange);
 
     await this.addAll(queue, added, async () => {
       const row = await this.upsertQueueRow(account, queue, info.durable);
-      // Every wanted binding gets its row, including those that were on
+      // Every desired binding gets its row, including those that were on
       // the broker already, declared over AMQP.
-      for (const target of wanted) {
+      for (const target of desired) {
         await this.deps.db.binding.upsert({
           where: {
             queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
@@ -177,7 +177,7 @@ export class BindingService {
     targets: BindingTarget[],
     record: () => Promise<void>,
   ): Promise<void> {
-    const made: BindingTarget[] = [];
+    const bound: BindingTarget[] = [];
     try {
       for (const target of targets) {
         await this.deps.management.bindQueue(
@@ -185,11 +185,11 @@ export class BindingService {
           queue,
           target.routingKeyPattern,
         );
-        made.push(target);
+        bound.push(target);
       }
       await record();
     } catch (error) {
-      for (const target of made) {
+      for (const target of bound) {
         await this.deps.management
           .unbindQueue(target.exchange, queue, target.routingKeyPattern)
           .catch((undoError) => {
