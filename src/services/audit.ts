@@ -65,6 +65,8 @@ export class AuditLog {
       } else {
         where.account = { in: await this.ownedAccounts(viewer) };
       }
+      // NOTE: entries match by account name, so the owners of an account
+      // re-created under a deleted account's name also see the old entries.
     }
     return this.deps.db.auditEntry.findMany({
       where,
