@@ -13,7 +13,7 @@ import type { Config } from "../config";
 import { createDatabase, type Database } from "../db";
 import { Guardian, GuardianEventLog, GuardianLock } from "../guardian";
 import { AmqpLiveSource, LiveBridge } from "../live";
-import type { Logger } from "../logger";
+import { RateLimitedLog, type Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
@@ -108,16 +108,19 @@ export class Gateway {
    * socket keeps the admin flag it had when it connected.
    */
   private withStoredAdmins(verify: VerifyBearer): VerifyBearer {
+    const errors = new RateLimitedLog(this.logger);
     return async (authorization) => {
       const viewer = await verify(authorization);
       if (viewer.isAdmin) return viewer;
       try {
         const isAdmin = await this.services.admins.isStoredAdmin(viewer.email);
+        errors.clear("admin flag");
         return { ...viewer, isAdmin };
       } catch (error) {
-        this.logger.error(
+        errors.error(
+          "admin flag",
           { err: error, viewer: viewer.email },
-          "reading the admin flag failed; treating the caller as no admin",
+          "reading the admin flag failed; treating the caller as a non-admin",
         );
         return viewer;
       }
