@@ -75,7 +75,7 @@ test("owner adds an owner", async () => {
   expect(response.data?.addAccountOwner.owners).toEqual([ownerEmail, other]);
 });
 
-test("added owner may manage the account", async () => {
+test("added owner reads the account", async () => {
   const username = uniqueName("delegate");
   await createAccount(username);
   const otherEmail = uniqueEmail("second");
