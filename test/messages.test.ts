@@ -1,6 +1,6 @@
 // Messages and bindings of a queue: peek leaves every message in place,
-// purge empties the queue, replaceBindings swaps bindings without a gap,
-// and a stranger's attempts change nothing.
+// purge empties the queue, updateBinding and replaceBindings change
+// bindings without a gap, and a stranger's attempts change nothing.
 import type { Channel } from "amqplib";
 
 import type { Gateway } from "../src/server";
@@ -33,6 +33,9 @@ const PEEK = `query ($q: String!, $n: Int!) {
   }
 }`;
 const PURGE = `mutation ($q: String!) { purgeQueue(name: $q) { name } }`;
+const UPDATE = `mutation ($input: BindingInput!, $to: BindingTargetInput!) {
+  updateBinding(input: $input, to: $to) { queue exchange routingKeyPattern }
+}`;
 const REPLACE = `mutation ($q: String!, $b: [BindingTargetInput!]!) {
   replaceBindings(queue: $q, bindings: $b) { exchange routingKeyPattern }
 }`;
@@ -328,6 +331,94 @@ describe("replaceBindings", () => {
     }));
     const response = await gql(gateway, REPLACE, { q: queue, b: bindings }, owner);
     expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(await brokerBindings(queue)).toEqual([`${exchange} a.#`]);
+  });
+});
+
+describe("updateBinding", () => {
+  async function boundQueue(name: string, pattern: string) {
+    const queue = await createQueue(name);
+    await gateway.management.bindQueue(exchange, queue, pattern);
+    return queue;
+  }
+
+  function update(queue: string, to: object, token = owner, from = "a.#") {
+    return gql(
+      gateway,
+      UPDATE,
+      { input: { queue, exchange, routingKeyPattern: from }, to },
+      token,
+    );
+  }
+
+  test("update moves the binding", async () => {
+    const queue = await boundQueue("moved", "a.#");
+    const response = await update(queue, {
+      exchange: otherExchange,
+      routingKeyPattern: "b.*",
+    });
+    expect(response.data?.updateBinding).toEqual({
+      queue,
+      exchange: otherExchange,
+      routingKeyPattern: "b.*",
+    });
+    expect(await brokerBindings(queue)).toEqual([`${otherExchange} b.*`]);
+    const rows = await gateway.db.binding.findMany({
+      where: { queue: { name: queue } },
+    });
+    expect(rows.map((row) => row.exchange)).toEqual([otherExchange]);
+  });
+
+  test("missing old binding not found", async () => {
+    const queue = await boundQueue("no-old", "a.#");
+    const response = await update(
+      queue,
+      { exchange, routingKeyPattern: "c.#" },
+      owner,
+      "absent.#",
+    );
+    expect(errorCodes(response)).toEqual(["NOT_FOUND"]);
+    expect(await brokerBindings(queue)).toEqual([`${exchange} a.#`]);
+  });
+
+  test("unknown new exchange keeps old", async () => {
+    const queue = await boundQueue("kept-old", "a.#");
+    const missing = `exchange/${uniqueName("missing")}/v1`;
+    const response = await update(queue, {
+      exchange: missing,
+      routingKeyPattern: "#",
+    });
+    expect(errorCodes(response)).toEqual(["NOT_FOUND"]);
+    expect(response.errors![0].message).toContain(missing);
+    expect(await brokerBindings(queue)).toEqual([`${exchange} a.#`]);
+  });
+
+  test("existing new binding conflicts", async () => {
+    const queue = await boundQueue("both", "a.#");
+    await gateway.management.bindQueue(exchange, queue, "b.#");
+    const response = await update(queue, { exchange, routingKeyPattern: "b.#" });
+    expect(errorCodes(response)).toEqual(["CONFLICT"]);
+    expect(await brokerBindings(queue)).toEqual([
+      `${exchange} a.#`,
+      `${exchange} b.#`,
+    ]);
+  });
+
+  test("same binding rejected", async () => {
+    const queue = await boundQueue("same", "a.#");
+    const response = await update(queue, { exchange, routingKeyPattern: "a.#" });
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(await brokerBindings(queue)).toEqual([`${exchange} a.#`]);
+  });
+
+  test("stranger cannot update", async () => {
+    const queue = await boundQueue("guarded-update", "a.#");
+    const response = await update(
+      queue,
+      { exchange, routingKeyPattern: "#" },
+      stranger,
+    );
+    expect(errorCodes(response)).toEqual(["FORBIDDEN"]);
     expect(await brokerBindings(queue)).toEqual([`${exchange} a.#`]);
   });
 });

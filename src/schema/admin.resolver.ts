@@ -82,7 +82,10 @@ export class AdminResolver {
       description: "Queue, account, e-mail address or name acted on.",
     })
     object: string | null,
-    @Arg("limit", () => Int, { nullable: true, description: "1 to 500, 50 by default." })
+    @Arg("limit", () => Int, {
+      nullable: true,
+      description: "1 to 500, 50 by default.",
+    })
     limit: number | null,
     @Arg("before", () => Int, {
       nullable: true,

@@ -12,7 +12,8 @@ export class User {
 
   @Field({
     description:
-      "Admin through the ADMIN_EMAILS setting, which revokeAdmin cannot change.",
+      "Admin through the ADMIN_EMAILS setting, which revokeAdmin cannot " +
+      "change.",
   })
   adminBySetting!: boolean;
 

@@ -116,6 +116,20 @@ export class QueueResolver {
     return context.services.messages.peek(requireViewer(context), queue, count);
   }
 
+  @Mutation(() => Binding, {
+    description:
+      "Moves one binding to another exchange or pattern; the new binding " +
+      "is made before the old one is removed.",
+  })
+  updateBinding(
+    @Arg("input", { description: "The binding to change." })
+    input: BindingInput,
+    @Arg("to") to: BindingTargetInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<BindingRecord> {
+    return context.services.bindings.update(requireViewer(context), input, to);
+  }
+
   @Mutation(() => [Binding], {
     description:
       "Makes the queue's bindings exactly these. New bindings are made " +

@@ -168,7 +168,10 @@ export class AdminService {
       const row = await this.deps.db.reservedAccountName.create({
         data: { name, createdBy: viewer.email },
       });
-      this.deps.logger.info({ name, by: viewer.email }, "account name reserved");
+      this.deps.logger.info(
+        { name, by: viewer.email },
+        "account name reserved",
+      );
       return row;
     } catch (error) {
       if ((error as { code?: string }).code !== "P2002") throw error;

@@ -1,7 +1,7 @@
 // Bindings of a Pulse queue to a topic exchange, kept on the broker and in
 // the database.
 import type { Viewer } from "../auth";
-import { BadInputError, NotFoundError } from "../errors";
+import { BadInputError, ConflictError, NotFoundError } from "../errors";
 import { validateBindingPattern } from "../live/topic";
 import { isNotFound } from "../rabbitmq/management";
 import {
@@ -102,15 +102,71 @@ export class BindingService {
       );
       return rows.count + unbound;
     });
-    if (removed === 0) {
-      throw new NotFoundError(
-        `Queue "${queue}" has no binding to "${exchange}" with pattern ` +
-          `"${routingKeyPattern}"; list its bindings with the queue query.`,
+    if (removed === 0) throw bindingNotFound(input);
+    this.deps.logger.info({ ...input, by: viewer.email }, "binding deleted");
+    return true;
+  }
+
+  /**
+   * Moves one binding of the queue to another exchange or pattern. The new
+   * binding is made and recorded before the old one is removed, so a
+   * failure leaves the old binding in place.
+   */
+  async update(
+    viewer: Viewer,
+    input: BindingInput,
+    to: BindingTarget,
+  ): Promise<BindingRecord> {
+    const { queue } = input;
+    const account = await this.authorize(viewer, input);
+    const target = {
+      exchange: to.exchange,
+      routingKeyPattern: to.routingKeyPattern,
+    };
+    validateTarget(target);
+    const info = await this.queues.fetchQueue(queue);
+
+    const old = {
+      exchange: input.exchange,
+      routingKeyPattern: input.routingKeyPattern,
+    };
+    const current = toBindingRecords(
+      await this.deps.management.listQueueBindings(queue),
+    );
+    if (!containsTarget(current, old)) throw bindingNotFound(input);
+    if (containsTarget([old], target)) {
+      throw new BadInputError(
+        `The new binding of queue "${queue}" is the same as the old one; ` +
+          `change the exchange or the pattern.`,
         { ...input },
       );
     }
-    this.deps.logger.info({ ...input, by: viewer.email }, "binding deleted");
-    return true;
+    if (containsTarget(current, target)) {
+      throw new ConflictError(
+        `Queue "${queue}" is already bound to "${target.exchange}" with ` +
+          `pattern "${target.routingKeyPattern}"; delete the old binding ` +
+          `with deleteBinding instead.`,
+        { queue, ...target },
+      );
+    }
+    await this.requireExchange(target.exchange);
+
+    await this.addAll(queue, [target], async () => {
+      const row = await this.upsertQueueRow(account, queue, info.durable);
+      await this.deps.db.binding.upsert({
+        where: {
+          queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
+        },
+        create: { queueId: row.id, ...target },
+        update: {},
+      });
+    });
+    await this.removeAll(queue, [old]);
+    this.deps.logger.info(
+      { queue, from: old, to: target, by: viewer.email },
+      "binding updated",
+    );
+    return { queue, ...target };
   }
 
   /**
@@ -165,7 +221,8 @@ export class BindingService {
       { queue, added, removed, by: viewer.email },
       "bindings replaced",
     );
-    return toBindingRecords(await this.deps.management.listQueueBindings(queue));
+    const bindings = await this.deps.management.listQueueBindings(queue);
+    return toBindingRecords(bindings);
   }
 
   /**
@@ -234,7 +291,12 @@ export class BindingService {
     });
     return this.deps.db.queue.upsert({
       where: { name: queue },
-      create: { name: queue, accountName: account, accountId: known?.id, durable },
+      create: {
+        name: queue,
+        accountName: account,
+        accountId: known?.id,
+        durable,
+      },
       update: {},
     });
   }
@@ -266,6 +328,15 @@ export class BindingService {
       throw error;
     }
   }
+}
+
+function bindingNotFound(input: BindingInput): NotFoundError {
+  return new NotFoundError(
+    `Queue "${input.queue}" has no binding to "${input.exchange}" with ` +
+      `pattern "${input.routingKeyPattern}"; list its bindings with the ` +
+      `queue query.`,
+    { ...input },
+  );
 }
 
 function validateTarget(target: BindingTarget): void {
