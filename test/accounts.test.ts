@@ -3,6 +3,7 @@
 import type { Gateway } from "../src/server";
 import {
   ADMIN_EMAIL,
+  amqpUrlAs,
   brokerAdmin,
   Cleanup,
   errorCodes,
@@ -73,9 +74,7 @@ test("generated password opens AMQP", async () => {
   const response = await createAccount(username);
   const password = response.data!.createAccount.password;
   const amqplib = await import("amqplib");
-  const connection = await amqplib.connect(
-    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672`,
-  );
+  const connection = await amqplib.connect(amqpUrlAs(username, password));
   await connection.close();
 });
 
@@ -204,9 +203,7 @@ test("concurrent creates yield one account", async () => {
   expect(codes).toEqual(Array(7).fill("CONFLICT"));
   const password = winners[0].data!.createAccount.password;
   const amqplib = await import("amqplib");
-  const connection = await amqplib.connect(
-    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672`,
-  );
+  const connection = await amqplib.connect(amqpUrlAs(username, password));
   await connection.close();
 });
 

@@ -186,6 +186,17 @@ export async function eventually<T>(
   }
 }
 
+/**
+ * Returns the test AMQP URL (AMQP_URL, so its vhost too) with another
+ * user's credentials, to connect as a Pulse account.
+ */
+export function amqpUrlAs(username: string, password: string): string {
+  const url = new URL(testConfig().amqpUrl);
+  url.username = encodeURIComponent(username);
+  url.password = encodeURIComponent(password);
+  return url.toString();
+}
+
 /** Creates a management client with the gateway's credentials. */
 export function brokerAdmin(): ManagementClient {
   const config = testConfig();

@@ -48,6 +48,20 @@ export interface PolicyInfo {
   definition: Record<string, unknown>;
 }
 
+/** A message read by `POST /api/queues/{vhost}/{name}/get`. */
+export interface FetchedMessage {
+  exchange: string;
+  routing_key: string;
+  redelivered: boolean;
+  /** Messages left in the queue after this one was taken. */
+  message_count: number;
+  /** The body as text, or base64 when payload_encoding is "base64". */
+  payload: string;
+  payload_bytes: number;
+  payload_encoding: "string" | "base64";
+  properties: Record<string, unknown>;
+}
+
 export interface Permissions {
   configure: string;
   write: string;
@@ -156,6 +170,17 @@ export class ManagementClient {
     });
   }
 
+  /**
+   * Replaces the user's password (and its tags, with none). RabbitMQ checks
+   * passwords when a connection opens, so open connections are not closed.
+   */
+  async changePassword(name: string, password: string): Promise<void> {
+    await this.request("PUT", `/api/users/${enc(name)}`, {
+      password,
+      tags: "",
+    });
+  }
+
   async deleteUser(name: string): Promise<void> {
     await this.request("DELETE", `/api/users/${enc(name)}`);
   }
@@ -232,6 +257,36 @@ export class ManagementClient {
     await this.request(
       "DELETE",
       `/api/policies/${this.vhostSegment}/${enc(name)}`,
+    );
+  }
+
+  /** Removes every ready message of the queue. */
+  async purgeQueue(name: string): Promise<void> {
+    await this.request(
+      "DELETE",
+      `/api/queues/${this.vhostSegment}/${enc(name)}/contents`,
+    );
+  }
+
+  /**
+   * Takes up to `count` messages from the head of the queue and puts them
+   * back (ackmode ack_requeue_true), so the queue keeps them, marked
+   * redelivered. Bodies longer than truncateBytes are cut.
+   */
+  getMessages(
+    name: string,
+    count: number,
+    truncateBytes: number,
+  ): Promise<FetchedMessage[]> {
+    return this.request(
+      "POST",
+      `/api/queues/${this.vhostSegment}/${enc(name)}/get`,
+      {
+        count,
+        ackmode: "ack_requeue_true",
+        encoding: "auto",
+        truncate: truncateBytes,
+      },
     );
   }
 

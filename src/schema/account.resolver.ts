@@ -15,7 +15,14 @@ import {
   CreateAccountInput,
   CreateAccountPayload,
   Queue,
+  RotatePasswordPayload,
 } from "./types";
+
+/** RabbitMQ checks a password only when a connection opens. */
+export const ROTATE_PASSWORD_NOTICE =
+  "Clients connected with the old password keep running until they " +
+  "disconnect: RabbitMQ checks the password only when a connection " +
+  "opens. Reconnect each client with the new password.";
 
 @Resolver(() => Account)
 export class AccountResolver {
@@ -67,5 +74,52 @@ export class AccountResolver {
     @Ctx() context: GraphQLContext,
   ): Promise<boolean> {
     return context.services.accounts.delete(requireViewer(context), username);
+  }
+
+  @Mutation(() => Account, {
+    description: "Adds an owner by e-mail address; owners and admins only.",
+  })
+  addAccountOwner(
+    @Arg("username") username: string,
+    @Arg("email") email: string,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Account> {
+    return context.services.accounts.addOwner(
+      requireViewer(context),
+      username,
+      email,
+    );
+  }
+
+  @Mutation(() => Account, {
+    description:
+      "Removes an owner, the caller included; the last owner cannot be " +
+      "removed.",
+  })
+  removeAccountOwner(
+    @Arg("username") username: string,
+    @Arg("email") email: string,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Account> {
+    return context.services.accounts.removeOwner(
+      requireViewer(context),
+      username,
+      email,
+    );
+  }
+
+  @Mutation(() => RotatePasswordPayload, {
+    description:
+      "Gives the RabbitMQ user a new generated password, returned once.",
+  })
+  async rotateAccountPassword(
+    @Arg("username") username: string,
+    @Ctx() context: GraphQLContext,
+  ): Promise<RotatePasswordPayload> {
+    const rotated = await context.services.accounts.rotatePassword(
+      requireViewer(context),
+      username,
+    );
+    return { ...rotated, notice: ROTATE_PASSWORD_NOTICE };
   }
 }

@@ -5,6 +5,8 @@ import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 
 import { AccountResolver } from "./account.resolver";
+import { AdminResolver } from "./admin.resolver";
+import { auditMutations } from "./audit";
 import { GuardianResolver } from "./guardian.resolver";
 import { MessageResolver } from "./message.resolver";
 import { AccountPolicyResolver, PolicyResolver } from "./policy.resolver";
@@ -18,6 +20,7 @@ export async function buildGatewaySchema(): Promise<GraphQLSchema> {
     resolvers: [
       ViewerResolver,
       AccountResolver,
+      AdminResolver,
       QueueResolver,
       PolicyResolver,
       AccountPolicyResolver,
@@ -31,6 +34,7 @@ export async function buildGatewaySchema(): Promise<GraphQLSchema> {
     validate: false,
   });
   streamPayloadsAsIs(schema, "messages");
+  auditMutations(schema);
   return schema;
 }
 

@@ -6,9 +6,12 @@ import type { Logger } from "../logger";
 import type { StatsPoller } from "../stats";
 import type {
   AccountService,
+  AdminService,
+  AuditLog,
   BindingService,
   PolicyService,
   QueueLimitService,
+  MessageService,
   QueueService,
 } from "../services";
 
@@ -19,6 +22,9 @@ export interface Services {
   policies: PolicyService;
   queueLimits: QueueLimitService;
   history: QueueHistory;
+  messages: MessageService;
+  admins: AdminService;
+  audit: AuditLog;
   guardianEvents: GuardianEventLog;
   live: LiveBridge;
   stats: StatsPoller;

@@ -1,8 +1,20 @@
-import { Arg, Ctx, Mutation, Query, Resolver } from "type-graphql";
+import { Arg, Ctx, Int, Mutation, Query, Resolver } from "type-graphql";
 
-import type { BindingRecord, QueueRecord } from "../services";
+import {
+  MAX_PEEK_COUNT,
+  type BindingRecord,
+  type PeekedMessage as PeekedRecord,
+  type QueueRecord,
+} from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
-import { Binding, BindingInput, CreateQueueInput, Queue } from "./types";
+import {
+  Binding,
+  BindingInput,
+  BindingTargetInput,
+  CreateQueueInput,
+  PeekedMessage,
+  Queue,
+} from "./types";
 
 @Resolver(() => Queue)
 export class QueueResolver {
@@ -73,5 +85,65 @@ export class QueueResolver {
     @Ctx() context: GraphQLContext,
   ): Promise<boolean> {
     return context.services.bindings.delete(requireViewer(context), input);
+  }
+
+  @Mutation(() => Queue, {
+    description:
+      "Removes every ready message of the queue; messages delivered and " +
+      "not yet acknowledged stay.",
+  })
+  purgeQueue(
+    @Arg("name") name: string,
+    @Ctx() context: GraphQLContext,
+  ): Promise<QueueRecord> {
+    return context.services.messages.purge(requireViewer(context), name);
+  }
+
+  @Query(() => [PeekedMessage], {
+    description:
+      "Reads the first ready messages of a queue and puts them back, so " +
+      "the queue keeps them; RabbitMQ marks them redelivered.",
+  })
+  peekMessages(
+    @Arg("queue") queue: string,
+    @Arg("count", () => Int, {
+      defaultValue: 10,
+      description: `1 to ${MAX_PEEK_COUNT}.`,
+    })
+    count: number,
+    @Ctx() context: GraphQLContext,
+  ): Promise<PeekedRecord[]> {
+    return context.services.messages.peek(requireViewer(context), queue, count);
+  }
+
+  @Mutation(() => Binding, {
+    description:
+      "Moves one binding to another exchange or pattern; the new binding " +
+      "is made before the old one is removed.",
+  })
+  updateBinding(
+    @Arg("input", { description: "The binding to change." })
+    input: BindingInput,
+    @Arg("to") to: BindingTargetInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<BindingRecord> {
+    return context.services.bindings.update(requireViewer(context), input, to);
+  }
+
+  @Mutation(() => [Binding], {
+    description:
+      "Makes the queue's bindings exactly these. New bindings are made " +
+      "before old ones are removed, so a failure leaves the old ones.",
+  })
+  replaceBindings(
+    @Arg("queue") queue: string,
+    @Arg("bindings", () => [BindingTargetInput]) bindings: BindingTargetInput[],
+    @Ctx() context: GraphQLContext,
+  ): Promise<BindingRecord[]> {
+    return context.services.bindings.replace(
+      requireViewer(context),
+      queue,
+      bindings,
+    );
   }
 }

@@ -127,6 +127,72 @@ export class CreateAccountPayload {
   password!: string;
 }
 
+@ObjectType()
+export class RotatePasswordPayload {
+  @Field(() => Account)
+  account!: Account;
+
+  @Field({
+    description:
+      "The new RabbitMQ password. It is shown once and never stored.",
+  })
+  password!: string;
+
+  @Field({ description: "What happens to clients still using the old one." })
+  notice!: string;
+}
+
+export enum PayloadFormat {
+  JSON = "JSON",
+  TEXT = "TEXT",
+  BASE64 = "BASE64",
+}
+
+registerEnumType(PayloadFormat, {
+  name: "PayloadFormat",
+  description: "How a peeked message's payload is given.",
+  valuesConfig: {
+    JSON: { description: "The body parsed as JSON." },
+    TEXT: {
+      description: "The body as text: not JSON, or cut at the size limit.",
+    },
+    BASE64: { description: "The body in base64: it is not UTF-8 text." },
+  },
+});
+
+@ObjectType({
+  description:
+    "A message read from a queue and put back: the queue still holds it, " +
+    "and RabbitMQ marks it redelivered.",
+})
+export class PeekedMessage {
+  @Field()
+  exchange!: string;
+
+  @Field()
+  routingKey!: string;
+
+  @Field({ description: "True for every message that was peeked before." })
+  redelivered!: boolean;
+
+  @Field(() => GraphQLJSON, { nullable: true })
+  payload!: unknown;
+
+  @Field(() => PayloadFormat)
+  payloadFormat!: PayloadFormat;
+
+  @Field(() => Int, { description: "Size of the whole body in bytes." })
+  payloadBytes!: number;
+
+  @Field({ description: "True when the body was cut at the size limit." })
+  truncated!: boolean;
+
+  @Field(() => GraphQLJSON, {
+    description: "AMQP properties, headers included, as the broker gives them.",
+  })
+  properties!: Record<string, unknown>;
+}
+
 @ObjectType({ description: "Something the guardian did or saw." })
 export class GuardianEvent {
   @Field()
@@ -282,6 +348,15 @@ export class BindingInput {
   @Field({ description: "Full queue name, queue/<account>/<name>." })
   queue!: string;
 
+  @Field()
+  exchange!: string;
+
+  @Field({ defaultValue: "#" })
+  routingKeyPattern!: string;
+}
+
+@InputType({ description: "An exchange and topic pattern to bind a queue to." })
+export class BindingTargetInput {
   @Field()
   exchange!: string;
 

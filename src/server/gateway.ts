@@ -20,7 +20,7 @@ import {
   QueueHistory,
 } from "../guardian";
 import { AmqpLiveSource, LiveBridge } from "../live";
-import type { Logger } from "../logger";
+import { RateLimitedLog, type Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
@@ -31,7 +31,10 @@ import {
 } from "../schema";
 import {
   AccountService,
+  AdminService,
+  AuditLog,
   BindingService,
+  MessageService,
   PolicyService,
   QueueLimitService,
   QueueService,
@@ -114,7 +117,33 @@ export class Gateway {
     });
     this.services = this.createServices();
     this.guardian = config.guardian.enabled ? this.createGuardian() : null;
-    this.verify = createVerifier(config.jwt, config.adminEmails);
+    this.verify = this.withStoredAdmins(
+      createVerifier(config.jwt, config.adminEmails),
+    );
+  }
+
+  /**
+   * Adds the admins granted through the API to those of ADMIN_EMAILS. A
+   * socket keeps the admin flag it had when it connected.
+   */
+  private withStoredAdmins(verify: VerifyBearer): VerifyBearer {
+    const errors = new RateLimitedLog(this.logger);
+    return async (authorization) => {
+      const viewer = await verify(authorization);
+      if (viewer.isAdmin) return viewer;
+      try {
+        const isAdmin = await this.services.admins.isStoredAdmin(viewer.email);
+        errors.clear("admin flag");
+        return { ...viewer, isAdmin };
+      } catch (error) {
+        errors.error(
+          "admin flag",
+          { err: error, viewer: viewer.email },
+          "reading the admin flag failed; treating the caller as a non-admin",
+        );
+        return viewer;
+      }
+    };
   }
 
   get state(): GatewayState {
@@ -247,6 +276,9 @@ export class Gateway {
       policies: new PolicyService(deps, queues, this.config.guardian),
       queueLimits: new QueueLimitService(deps),
       history: this.history,
+      messages: new MessageService(deps, queues),
+      admins: new AdminService(deps, this.config.adminEmails),
+      audit: new AuditLog(deps),
       guardianEvents: this.guardianEvents,
       live: this.live,
       stats: this.stats,

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 
 import { isEmail, type Viewer } from "../auth";
 import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
+import type { Prisma } from "../db";
 import { isNotFound } from "../rabbitmq/management";
 import {
   accountPermissions,
@@ -94,6 +95,7 @@ export class AccountService {
       this.deps.reservedAccounts,
       this.deps.gatewayAccount,
     );
+    await this.ensureNotReserved(username);
     await this.ensureNameFree(username);
 
     const password = randomBytes(24).toString("base64url");
@@ -181,6 +183,137 @@ export class AccountService {
     return true;
   }
 
+  /**
+   * Adds an owner. The account row is locked while the owners are counted,
+   * so concurrent additions cannot pass MAX_OWNERS.
+   */
+  async addOwner(
+    viewer: Viewer,
+    username: string,
+    rawEmail: string,
+  ): Promise<AccountRecord> {
+    const email = normalizeOwner(rawEmail);
+    await this.requireManagedAccount(viewer, username);
+    await this.deps.db.$transaction(async (tx) => {
+      const owners = await lockOwners(tx, username);
+      if (owners.includes(email)) {
+        throw new ConflictError(
+          `${email} is already an owner of account "${username}".`,
+          { account: username, owner: email },
+        );
+      }
+      if (owners.length >= MAX_OWNERS) {
+        throw new BadInputError(
+          `Account "${username}" already has ${owners.length} owners, the ` +
+            `maximum; remove one before adding ${email}.`,
+          { account: username, owner: email },
+        );
+      }
+      await tx.account.update({
+        where: { username },
+        data: { owners: { create: ownerRows([email]) } },
+      });
+    });
+    this.deps.logger.info(
+      { account: username, owner: email, by: viewer.email },
+      "account owner added",
+    );
+    return this.get(viewer, username);
+  }
+
+  /**
+   * Removes an owner, who may be the caller. The last owner cannot be
+   * removed: an account always has someone to warn and to manage it.
+   */
+  async removeOwner(
+    viewer: Viewer,
+    username: string,
+    rawEmail: string,
+  ): Promise<AccountRecord> {
+    const email = normalizeOwner(rawEmail);
+    const accountId = await this.requireManagedAccount(viewer, username);
+    await this.deps.db.$transaction(async (tx) => {
+      const owners = await lockOwners(tx, username);
+      if (!owners.includes(email)) {
+        throw new NotFoundError(
+          `${email} is not an owner of account "${username}"; its owners ` +
+            `are listed by the account query.`,
+          { account: username, owner: email },
+        );
+      }
+      if (owners.length === 1) {
+        throw new ConflictError(
+          `${email} is the last owner of account "${username}"; add another ` +
+            `owner first, or delete the account.`,
+          { account: username, owner: email },
+        );
+      }
+      await tx.accountOwner.deleteMany({
+        where: { accountId, user: { email } },
+      });
+    });
+    this.deps.logger.info(
+      { account: username, owner: email, by: viewer.email },
+      "account owner removed",
+    );
+    // The caller may have just removed themself, so read without checking.
+    const row = await this.deps.db.account.findUniqueOrThrow({
+      where: { username },
+      select: accountSelect,
+    });
+    return toRecord(row);
+  }
+
+  /**
+   * Gives the RabbitMQ user a new generated password and returns it once.
+   * RabbitMQ checks a password only when a connection opens, so clients
+   * connected with the old one keep running until they reconnect.
+   */
+  async rotatePassword(
+    viewer: Viewer,
+    username: string,
+  ): Promise<{ account: AccountRecord; password: string }> {
+    await this.requireManagedAccount(viewer, username);
+    if (!(await this.deps.management.userExists(username))) {
+      throw new NotFoundError(
+        `Account "${username}" has no RabbitMQ user on the broker; an admin ` +
+          `must delete the account and create it again.`,
+        { account: username },
+      );
+    }
+    const password = randomBytes(24).toString("base64url");
+    await this.deps.management.changePassword(username, password);
+    this.deps.logger.info(
+      { account: username, by: viewer.email },
+      "account password rotated",
+    );
+    return { account: await this.get(viewer, username), password };
+  }
+
+  /** Authorizes the viewer and returns the id of an account row. */
+  private async requireManagedAccount(
+    viewer: Viewer,
+    username: string,
+  ): Promise<number> {
+    const accountId = await authorizeAccount(this.deps, viewer, username);
+    if (accountId === null) throw accountNotFound(username);
+    return accountId;
+  }
+
+  private async ensureNotReserved(username: string): Promise<void> {
+    const reserved = await this.deps.db.reservedAccountName.findUnique({
+      where: { name: username.toLowerCase() },
+      select: { name: true },
+    });
+    if (reserved) {
+      throw new BadInputError(
+        `Account name ${quote(username)} is reserved by an admin; choose ` +
+          `another name.`,
+        { username },
+      );
+    }
+  }
+
   private async ensureNameFree(username: string): Promise<void> {
     const inDatabase = await this.deps.db.account.findUnique({
       where: { username },
@@ -230,6 +363,36 @@ function ownerRows(owners: string[]) {
   return owners.map((email) => ({
     user: { connectOrCreate: { where: { email }, create: { email } } },
   }));
+}
+
+/**
+ * Locks the account row until the transaction ends and returns its owners,
+ * so that owner changes on one account run one at a time.
+ */
+async function lockOwners(
+  tx: Prisma.TransactionClient,
+  username: string,
+): Promise<string[]> {
+  const rows = await tx.$queryRaw<{ email: string }[]>`
+    SELECT u."email" FROM "Account" a
+      LEFT JOIN "AccountOwner" o ON o."accountId" = a."id"
+      LEFT JOIN "User" u ON u."id" = o."userId"
+     WHERE a."username" = ${username}
+       FOR UPDATE OF a`;
+  if (rows.length === 0) throw accountNotFound(username);
+  return rows.flatMap((row) => (row.email ? [row.email] : []));
+}
+
+function normalizeOwner(raw: string): string {
+  const email = raw.trim().toLowerCase();
+  if (!isEmail(email)) {
+    throw new BadInputError(
+      `Invalid owner ${quote(raw)}: owners are e-mail addresses such as ` +
+        `"someone@example.com".`,
+      { owner: raw },
+    );
+  }
+  return email;
 }
 
 function normalizeOwners(viewer: Viewer, owners: string[]): string[] {

@@ -1,7 +1,7 @@
 // Bindings of a Pulse queue to a topic exchange, kept on the broker and in
 // the database.
 import type { Viewer } from "../auth";
-import { BadInputError, NotFoundError } from "../errors";
+import { BadInputError, ConflictError, NotFoundError } from "../errors";
 import { validateBindingPattern } from "../live/topic";
 import { isNotFound } from "../rabbitmq/management";
 import {
@@ -10,13 +10,26 @@ import {
   type ServiceDeps,
 } from "./context";
 import { requireQueueAccount, validateExchangeName } from "./pulse-names";
-import type { BindingRecord, QueueService } from "./queues";
+import {
+  toBindingRecords,
+  type BindingRecord,
+  type QueueService,
+} from "./queues";
 
 export interface BindingInput {
   queue: string;
   exchange: string;
   routingKeyPattern: string;
 }
+
+/** An exchange and topic pattern, without the queue. */
+export interface BindingTarget {
+  exchange: string;
+  routingKeyPattern: string;
+}
+
+/** Bindings one replaceBindings call may set on a queue. */
+export const MAX_BINDINGS_PER_QUEUE = 100;
 
 export class BindingService {
   constructor(
@@ -89,15 +102,203 @@ export class BindingService {
       );
       return rows.count + unbound;
     });
-    if (removed === 0) {
-      throw new NotFoundError(
-        `Queue "${queue}" has no binding to "${exchange}" with pattern ` +
-          `"${routingKeyPattern}"; list its bindings with the queue query.`,
+    if (removed === 0) throw bindingNotFound(input);
+    this.deps.logger.info({ ...input, by: viewer.email }, "binding deleted");
+    return true;
+  }
+
+  /**
+   * Moves one binding of the queue to another exchange or pattern. The new
+   * binding is made and recorded before the old one is removed, so a
+   * failure leaves the old binding in place.
+   */
+  async update(
+    viewer: Viewer,
+    input: BindingInput,
+    to: BindingTarget,
+  ): Promise<BindingRecord> {
+    const { queue } = input;
+    const account = await this.authorize(viewer, input);
+    const target = {
+      exchange: to.exchange,
+      routingKeyPattern: to.routingKeyPattern,
+    };
+    validateTarget(target);
+    const info = await this.queues.fetchQueue(queue);
+
+    const old = {
+      exchange: input.exchange,
+      routingKeyPattern: input.routingKeyPattern,
+    };
+    const current = toBindingRecords(
+      await this.deps.management.listQueueBindings(queue),
+    );
+    if (!containsTarget(current, old)) throw bindingNotFound(input);
+    if (containsTarget([old], target)) {
+      throw new BadInputError(
+        `The new binding of queue "${queue}" is the same as the old one; ` +
+          `change the exchange or the pattern.`,
         { ...input },
       );
     }
-    this.deps.logger.info({ ...input, by: viewer.email }, "binding deleted");
-    return true;
+    if (containsTarget(current, target)) {
+      throw new ConflictError(
+        `Queue "${queue}" is already bound to "${target.exchange}" with ` +
+          `pattern "${target.routingKeyPattern}"; delete the old binding ` +
+          `with deleteBinding instead.`,
+        { queue, ...target },
+      );
+    }
+    await this.requireExchange(target.exchange);
+
+    await this.addAll(queue, [target], async () => {
+      const row = await this.upsertQueueRow(account, queue, info.durable);
+      await this.deps.db.binding.upsert({
+        where: {
+          queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
+        },
+        create: { queueId: row.id, ...target },
+        update: {},
+      });
+    });
+    await this.removeAll(queue, [old]);
+    this.deps.logger.info(
+      { queue, from: old, to: target, by: viewer.email },
+      "binding updated",
+    );
+    return { queue, ...target };
+  }
+
+  /**
+   * Makes the queue's bindings exactly `targets`. New bindings are made
+   * before old ones are removed, so a message that matches both the old
+   * and the new set is routed throughout. A failure while adding removes
+   * what this call added. A failure while removing leaves some old
+   * bindings beside the new ones.
+   */
+  async replace(
+    viewer: Viewer,
+    queue: string,
+    targets: BindingTarget[],
+  ): Promise<BindingRecord[]> {
+    if (targets.length > MAX_BINDINGS_PER_QUEUE) {
+      throw new BadInputError(
+        `Too many bindings (${targets.length}): a queue may have at most ` +
+          `${MAX_BINDINGS_PER_QUEUE}; use "#" or "*" in patterns to match ` +
+          `more routing keys with fewer bindings.`,
+        { queue, bindings: targets.length },
+      );
+    }
+    const desired = uniqueTargets(targets);
+    const account = requireQueueAccount(queue);
+    for (const target of desired) validateTarget(target);
+    await authorizeAccount(this.deps, viewer, account);
+    const info = await this.queues.fetchQueue(queue);
+
+    const current = uniqueTargets(
+      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
+    );
+    const added = desired.filter((t) => !containsTarget(current, t));
+    const removed = current.filter((t) => !containsTarget(desired, t));
+    for (const target of added) await this.requireExchange(target.exchange);
+
+    await this.addAll(queue, added, async () => {
+      const row = await this.upsertQueueRow(account, queue, info.durable);
+      // Every desired binding gets its row, including those that were on
+      // the broker already, declared over AMQP.
+      for (const target of desired) {
+        await this.deps.db.binding.upsert({
+          where: {
+            queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
+          },
+          create: { queueId: row.id, ...target },
+          update: {},
+        });
+      }
+    });
+    await this.removeAll(queue, removed);
+    this.deps.logger.info(
+      { queue, added, removed, by: viewer.email },
+      "bindings replaced",
+    );
+    const bindings = await this.deps.management.listQueueBindings(queue);
+    return toBindingRecords(bindings);
+  }
+
+  /**
+   * Binds every target, then runs `record`. When a bind or `record` fails,
+   * the bindings made here are removed again before the error is thrown.
+   */
+  private async addAll(
+    queue: string,
+    targets: BindingTarget[],
+    record: () => Promise<void>,
+  ): Promise<void> {
+    const bound: BindingTarget[] = [];
+    try {
+      for (const target of targets) {
+        await this.deps.management.bindQueue(
+          target.exchange,
+          queue,
+          target.routingKeyPattern,
+        );
+        bound.push(target);
+      }
+      await record();
+    } catch (error) {
+      for (const target of bound) {
+        await this.deps.management
+          .unbindQueue(target.exchange, queue, target.routingKeyPattern)
+          .catch((undoError) => {
+            logCompensationFailure(
+              this.deps.logger,
+              { queue, ...target },
+              undoError,
+            );
+          });
+      }
+      throw error;
+    }
+  }
+
+  /** Unbinds each target and deletes its row, one transaction per target. */
+  private async removeAll(
+    queue: string,
+    targets: BindingTarget[],
+  ): Promise<void> {
+    for (const target of targets) {
+      await this.deps.db.$transaction(async (tx) => {
+        await tx.binding.deleteMany({
+          where: { queue: { name: queue }, ...target },
+        });
+        await this.deps.management.unbindQueue(
+          target.exchange,
+          queue,
+          target.routingKeyPattern,
+        );
+      });
+    }
+  }
+
+  private async upsertQueueRow(
+    account: string,
+    queue: string,
+    durable: boolean,
+  ) {
+    const known = await this.deps.db.account.findUnique({
+      where: { username: account },
+      select: { id: true },
+    });
+    return this.deps.db.queue.upsert({
+      where: { name: queue },
+      create: {
+        name: queue,
+        accountName: account,
+        accountId: known?.id,
+        durable,
+      },
+      update: {},
+    });
   }
 
   private async authorize(viewer: Viewer, input: BindingInput) {
@@ -127,4 +328,41 @@ export class BindingService {
       throw error;
     }
   }
+}
+
+function bindingNotFound(input: BindingInput): NotFoundError {
+  return new NotFoundError(
+    `Queue "${input.queue}" has no binding to "${input.exchange}" with ` +
+      `pattern "${input.routingKeyPattern}"; list its bindings with the ` +
+      `queue query.`,
+    { ...input },
+  );
+}
+
+function validateTarget(target: BindingTarget): void {
+  validateExchangeName(target.exchange);
+  const problem = validateBindingPattern(target.routingKeyPattern);
+  if (problem) {
+    throw new BadInputError(problem, {
+      exchange: target.exchange,
+      routingKeyPattern: target.routingKeyPattern,
+    });
+  }
+}
+
+function uniqueTargets(targets: BindingTarget[]): BindingTarget[] {
+  const unique: BindingTarget[] = [];
+  for (const { exchange, routingKeyPattern } of targets) {
+    const target = { exchange, routingKeyPattern };
+    if (!containsTarget(unique, target)) unique.push(target);
+  }
+  return unique;
+}
+
+function containsTarget(list: BindingTarget[], target: BindingTarget): boolean {
+  return list.some(
+    (item) =>
+      item.exchange === target.exchange &&
+      item.routingKeyPattern === target.routingKeyPattern,
+  );
 }

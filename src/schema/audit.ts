@@ -1,0 +1,144 @@
+// Records every mutation in the audit log by wrapping the resolvers of the
+// schema's Mutation type once it is built, so a mutation added later is
+// recorded with no change here, over HTTP and graphql-ws alike.
+import {
+  defaultFieldResolver,
+  GraphQLError,
+  type GraphQLFieldResolver,
+  type GraphQLSchema,
+} from "graphql";
+
+import { ErrorCode, isGatewayError } from "../errors";
+import { queueAccount } from "../services/pulse-names";
+import { AUDIT_OK, type NewAuditEntry } from "../services/audit";
+import type { GraphQLContext } from "./context";
+
+/** Argument names whose values are replaced before they are stored. */
+const SECRET_KEY = /pass(word)?|secret|token|authorization|credential/i;
+
+export const REDACTED = "[redacted]";
+
+/** Maximum length of a stored error message, in characters. */
+const MAX_ERROR_LENGTH = 1000;
+
+/** Wraps each Mutation field's resolver to write an audit entry. */
+export function auditMutations(schema: GraphQLSchema): void {
+  const fields = schema.getMutationType()?.getFields() ?? {};
+  for (const field of Object.values(fields)) {
+    field.resolve = auditedResolver(field.resolve ?? defaultFieldResolver);
+  }
+}
+
+function auditedResolver(
+  resolve: GraphQLFieldResolver<unknown, GraphQLContext>,
+): GraphQLFieldResolver<unknown, GraphQLContext> {
+  return async (root, args, context, info) => {
+    let result: unknown;
+    let failure: unknown = null;
+    try {
+      result = await resolve(root, args, context, info);
+      return result;
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      await writeEntry(context, {
+        actor: context.viewer?.email ?? null,
+        mutation: info.fieldName,
+        ...describeTarget(args, result),
+        arguments: redactSecrets(args),
+        outcome: failure === null ? AUDIT_OK : errorCode(failure),
+        error: failure === null ? null : errorMessage(failure),
+      });
+    }
+  };
+}
+
+/**
+ * Writes the entry, logging a failed write rather than failing the
+ * mutation, whose change has already been made.
+ */
+async function writeEntry(
+  context: GraphQLContext,
+  entry: NewAuditEntry,
+): Promise<void> {
+  try {
+    await context.services.audit.record(entry);
+  } catch (error) {
+    context.logger.error(
+      {
+        err: error,
+        mutation: entry.mutation,
+        actor: entry.actor,
+        account: entry.account,
+        object: entry.object,
+      },
+      "writing the audit entry failed",
+    );
+  }
+}
+
+/**
+ * Names the account and object a mutation acted on, from its arguments:
+ * the first Pulse queue name found (or, failing that, a queue returned as
+ * the result's `name`), then an `account` or `username` argument, then an
+ * `email` or `name` argument.
+ */
+export function describeTarget(
+  args: Record<string, unknown>,
+  result?: unknown,
+): { account: string | null; object: string | null } {
+  const strings = collectStrings(args);
+  const resultName = (result as { name?: unknown } | null | undefined)?.name;
+  if (typeof resultName === "string") strings.push(["name", resultName]);
+
+  const queue = strings.find(([, value]) => queueAccount(value) !== null)?.[1];
+  const byKey = (keys: string[]) =>
+    strings.find(([key]) => keys.includes(key))?.[1] ?? null;
+  const account =
+    byKey(["account", "username"]) ?? (queue ? queueAccount(queue) : null);
+  const object = queue ?? account ?? byKey(["email", "name"]);
+  return { account, object };
+}
+
+/** Pairs of argument name and string value, depth first. */
+function collectStrings(value: unknown, key = ""): [string, string][] {
+  if (typeof value === "string") return [[key, value]];
+  if (Array.isArray(value)) {
+    return value.flatMap((item) => collectStrings(item, key));
+  }
+  if (value && typeof value === "object") {
+    return Object.entries(value).flatMap(([name, item]) =>
+      collectStrings(item, name),
+    );
+  }
+  return [];
+}
+
+/** Copies the arguments with the value of every secret-looking key replaced. */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value instanceof Date) return value.toISOString();
+  if (value && typeof value === "object") {
+    const copy: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      copy[key] = SECRET_KEY.test(key) ? REDACTED : redactSecrets(item);
+    }
+    return copy;
+  }
+  return value === undefined ? null : value;
+}
+
+function errorCode(error: unknown): string {
+  if (isGatewayError(error)) return error.code;
+  if (error instanceof GraphQLError) {
+    const code = error.extensions?.code;
+    if (typeof code === "string") return code;
+  }
+  return ErrorCode.INTERNAL_SERVER_ERROR;
+}
+
+function errorMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.slice(0, MAX_ERROR_LENGTH);
+}
