@@ -74,7 +74,8 @@ test("generated password opens AMQP", async () => {
   const password = response.data!.createAccount.password;
   const amqplib = await import("amqplib");
   const connection = await amqplib.connect(
-    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672`,
+    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672/` +
+      encodeURIComponent(gateway.config.vhost),
   );
   await connection.close();
 });
@@ -205,7 +206,8 @@ test("concurrent creates yield one account", async () => {
   const password = winners[0].data!.createAccount.password;
   const amqplib = await import("amqplib");
   const connection = await amqplib.connect(
-    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672`,
+    `amqp://${username}:${encodeURIComponent(password)}@127.0.0.1:5672/` +
+      encodeURIComponent(gateway.config.vhost),
   );
   await connection.close();
 });
