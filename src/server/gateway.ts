@@ -5,6 +5,8 @@ import type { AddressInfo } from "node:net";
 
 import { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
+import { ApolloServerPluginLandingPageLocalDefault } from "@apollo/server/plugin/landingPage/default";
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
 
@@ -17,8 +19,8 @@ import type { Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
-  maxFieldsRule,
   createErrorFormatter,
+  requestLimitRules,
   type GraphQLContext,
   type Services,
 } from "../schema";
@@ -26,13 +28,16 @@ import { AccountService, BindingService, QueueService } from "../services";
 import { StatsPoller } from "../stats";
 import { prepareDatabase, waitForManagement } from "./dependencies";
 import {
+  authenticate,
   corsMiddleware,
   createApp,
   jsonErrorHandler,
-  MAX_BODY,
+  rateLimit,
   requestLogger,
+  type RequestAuth,
 } from "./http";
 import { checkReadiness, collectMetrics } from "./probes";
+import { RateLimiter } from "./rate-limit";
 import { startWebSocketServer } from "./ws";
 
 export type GatewayState =
@@ -55,6 +60,7 @@ export class Gateway {
   readonly services: Services;
   readonly guardian: Guardian | null;
   private readonly verify: VerifyBearer;
+  private readonly rateLimiter: RateLimiter;
   private readonly app = createApp();
   private readonly httpServer = http.createServer(this.app);
   private databaseIsReady = false;
@@ -92,6 +98,10 @@ export class Gateway {
     this.services = this.createServices();
     this.guardian = config.guardian.enabled ? this.createGuardian() : null;
     this.verify = createVerifier(config.jwt, config.adminEmails);
+    this.rateLimiter = new RateLimiter(
+      config.limits.rateLimitBurst,
+      config.limits.rateLimitPerSecond,
+    );
   }
 
   get state(): GatewayState {
@@ -123,6 +133,9 @@ export class Gateway {
       logger: this.logger,
       production: this.config.production,
       allowAnonymous: this.config.allowAnonymousSubscriptions,
+      limits: this.config.limits,
+      introspection: this.config.introspection,
+      rateLimiter: this.rateLimiter,
     });
     this.apollo = this.createApollo(schema);
     await this.apollo.start();
@@ -265,13 +278,17 @@ export class Gateway {
     return new ApolloServer<GraphQLContext>({
       schema,
       logger: this.logger,
-      introspection: true,
-      validationRules: [maxFieldsRule()],
+      introspection: this.config.introspection,
+      validationRules: requestLimitRules(this.config.limits),
       // The gateway handles SIGINT and SIGTERM itself (see main.ts).
       stopOnTerminationSignals: false,
       formatError: createErrorFormatter(this.logger, this.config.production),
       includeStacktraceInErrorResponses: !this.config.production,
       plugins: [
+        // Sandbox is served from Apollo's CDN in the browser that opens it.
+        this.config.landingPage
+          ? ApolloServerPluginLandingPageLocalDefault({ embed: true })
+          : ApolloServerPluginLandingPageDisabled(),
         ApolloServerPluginDrainHttpServer({ httpServer: this.httpServer }),
         {
           async serverWillStart() {
@@ -314,31 +331,25 @@ export class Gateway {
     });
     app.use(
       GRAPHQL_PATH,
-      express.json({ limit: MAX_BODY }),
+      authenticate(this.verify),
+      rateLimit(this.rateLimiter),
+      express.json({ limit: this.config.limits.maxBodyBytes }),
       expressMiddleware(this.apollo!, {
-        context: async ({ req, res }) => this.httpContext(req, res),
+        context: async ({ res }) => this.httpContext(res),
       }),
     );
-    app.use(jsonErrorHandler(this.logger));
+    app.use(jsonErrorHandler(this.logger, this.config.limits.maxBodyBytes));
   }
 
-  private async httpContext(
-    req: express.Request,
-    res: express.Response,
-  ): Promise<GraphQLContext> {
+  private async httpContext(res: express.Response): Promise<GraphQLContext> {
     const logger = (res.locals.logger as Logger | undefined) ?? this.logger;
-    const authorization = req.headers.authorization;
-    try {
-      const viewer = await this.verify(authorization);
-      return { viewer, authError: null, services: this.services, logger };
-    } catch (error) {
-      return {
-        viewer: null,
-        authError: error as Error,
-        services: this.services,
-        logger,
-      };
-    }
+    const auth = res.locals.auth as RequestAuth;
+    return {
+      viewer: auth.viewer,
+      authError: auth.error,
+      services: this.services,
+      logger,
+    };
   }
 
   private listen(): Promise<void> {
