@@ -109,7 +109,19 @@ async function verify(
 
 function describeJoseError(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) {
+    if (error.claim === "iat") {
+      return (
+        "Token is older than the maximum token age " +
+        "(JWT_MAX_TOKEN_AGE_SECONDS): get a new one and retry."
+      );
+    }
     return "Token expired: get a new one and retry.";
+  }
+  if (
+    error instanceof joseErrors.JWTClaimValidationFailed &&
+    error.claim === "nbf"
+  ) {
+    return "Token is not valid yet (its nbf claim is in the future).";
   }
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
     return "Token signature is invalid: the token was not signed with this gateway's key.";
