@@ -34,6 +34,7 @@ export const plausibleWord = fc.oneof(
 
 /** Topic patterns with wildcards, dot runs, Unicode and odd words. */
 export const topicPattern = fc.oneof(
+  fc.constantFrom("#", "*", "a.*.#", "#.#", "a..b", "...", ".", "..", "é.😀", "a b"),
   fc
     .array(
       fc.constantFrom("#", "*", "a", "b", "", "é", "😀", "a#", "*b", " ", "%", "?", "/"),
