@@ -4,6 +4,12 @@ export { buildGatewaySchema } from "./build";
 export { createErrorFormatter, formatResultErrors } from "./errors";
 export type { GraphQLContext, Services } from "./context";
 export {
+  checkNulCharacters,
+  findNulInVariables,
+  hasNulLiteral,
+  nulCharacterError,
+} from "./nul-character";
+export {
   maxAliasesRule,
   maxCostRule,
   maxDepthRule,

@@ -19,6 +19,7 @@ import type { Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
+  checkNulCharacters,
   createErrorFormatter,
   requestLimitRules,
   type GraphQLContext,
@@ -290,6 +291,16 @@ export class Gateway {
           ? ApolloServerPluginLandingPageLocalDefault({ embed: true })
           : ApolloServerPluginLandingPageDisabled(),
         ApolloServerPluginDrainHttpServer({ httpServer: this.httpServer }),
+        {
+          async requestDidStart() {
+            return {
+              async didResolveOperation({ document, request }) {
+                const error = checkNulCharacters(document, request.variables);
+                if (error) throw error;
+              },
+            };
+          },
+        },
         {
           async serverWillStart() {
             return {

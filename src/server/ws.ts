@@ -18,7 +18,10 @@ import { ErrorCode } from "../errors";
 import type { Logger } from "../logger";
 import {
   createErrorFormatter,
+  findNulInVariables,
   formatResultErrors,
+  hasNulLiteral,
+  nulCharacterError,
   requestLimitRules,
   type GraphQLContext,
   type Services,
@@ -74,7 +77,10 @@ export function startWebSocketServer(options: WebSocketOptions) {
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
-      validate: (schema, document) => validate(schema, document, rules),
+      validate: (schema, document) =>
+        hasNulLiteral(document)
+          ? [nulCharacterError("A string argument")]
+          : validate(schema, document, rules),
       onConnect: async (ctx) => {
         const authorization = readAuthorization(ctx.connectionParams);
         if (!authorization && options.allowAnonymous) {
@@ -123,13 +129,16 @@ export function startWebSocketServer(options: WebSocketOptions) {
           );
         }
       },
-      onSubscribe: (ctx) =>
-        checkSubscribeLimits(
+      onSubscribe: (ctx, _id, payload) => {
+        const variable = findNulInVariables(payload.variables);
+        if (variable) return [nulCharacterError(`Variable ${variable}`)];
+        return checkSubscribeLimits(
           options,
           ctx.subscriptions,
           ctx.extra as SocketExtra,
           ctx.extra.request.socket.remoteAddress,
-        ),
+        );
+      },
       context: (ctx): GraphQLContext => ({
         viewer: (ctx.extra as SocketExtra).viewer ?? null,
         allowAnonymous: (ctx.extra as SocketExtra).anonymous === true,

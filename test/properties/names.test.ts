@@ -17,6 +17,8 @@ import {
   uniqueEmail,
   uniqueName,
   type GraphQLResponse,
+  Collected,
+  wsClient,
 } from "../harness";
 import { hostileName, plausibleWord, topicPattern } from "./arbitraries";
 
@@ -196,7 +198,9 @@ test("createAccount makes the user named or nothing", async () => {
       );
       if (response.errors) {
         expectClientErrorOnly(response);
-        if (username.length > 0 && !["", ".", ".."].includes(username)) {
+        // PostgreSQL cannot even look up a name with U+0000, which the
+        // gateway rejects before any lookup.
+        if (!username.includes("\u0000")) {
           const row = await gateway.db.account.findUnique({ where: { username } });
           expect(row).toBeNull();
         }
@@ -291,4 +295,60 @@ test("guardianEvents limit outside 1 to 500 rejected", async () => {
     }),
     { numRuns: 20 },
   );
+});
+
+describe("NUL character", () => {
+  const LOOKUP = `query ($name: String!) { guardianEvents(queue: $name) { kind } }`;
+
+  test("in a variable rejected over HTTP", async () => {
+    const response = await gql(gateway, LOOKUP, { name: `queue/${account}/a\u0000b` }, token);
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(response.errors?.[0].message).toContain("$name");
+  });
+
+  test("in a literal rejected over HTTP", async () => {
+    const response = await gql(
+      gateway,
+      `{ guardianEvents(queue: "queue/${account}/a\\u0000b") { kind } }`,
+      {},
+      token,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(response.errors?.[0].message).toContain("U+0000");
+  });
+
+  test("in an owner address rejected", async () => {
+    const username = uniqueName("nul");
+    const response = await gql(
+      gateway,
+      `mutation ($u: String!, $o: [String!]) {
+        createAccount(input: { username: $u, owners: $o }) { password }
+      }`,
+      { u: username, o: ["a\u0000b@example.com"] },
+      token,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(response.errors?.[0].message).toContain("$o[0]");
+    expect(await gateway.management.userExists(username)).toBe(false);
+  });
+
+  test("rejected over graphql-ws", async () => {
+    const client = wsClient(gateway, token);
+    cleanup.add(() => client.dispose());
+    const byVariable = new Collected(
+      client,
+      `subscription ($q: String!) { guardianEvents(queue: $q) { kind } }`,
+      { q: `queue/${account}/a\u0000b` },
+    );
+    const byLiteral = new Collected(
+      client,
+      `subscription { guardianEvents(queue: "queue/${account}/a\\u0000b") { kind } }`,
+    );
+    await byVariable.until(() => byVariable.errors.length > 0);
+    await byLiteral.until(() => byLiteral.errors.length > 0);
+    for (const collected of [byVariable, byLiteral]) {
+      const error = collected.errors[0] as { extensions?: { code?: string } };
+      expect(error.extensions?.code).toBe("BAD_USER_INPUT");
+    }
+  });
 });
