@@ -1,5 +1,5 @@
 // Rejects the NUL character (U+0000) in every string a request sends.
-// PostgreSQL text cannot store it, so a name containing it failed inside
+// PostgreSQL text cannot store it, so a name containing it would fail in
 // the database with an internal error. No account, queue, exchange, pattern
 // or e-mail address may contain it, so one check up front covers them all.
 // NOTE: a payload filter value with U+0000 is rejected too, although the
