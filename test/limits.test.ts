@@ -355,6 +355,8 @@ describe("rate limit", () => {
     const rejected = limiter.take("a");
     expect(rejected.allowed).toBe(false);
     expect(rejected.retryAfterMs).toBe(250);
+    expect(rejected.firstRejection).toBe(true);
+    expect(limiter.take("a").firstRejection).toBe(false);
     nowMs = 250;
     expect(limiter.take("a").allowed).toBe(true);
     expect(limiter.take("a").allowed).toBe(false);

@@ -343,7 +343,7 @@ export class Gateway {
     app.use(
       GRAPHQL_PATH,
       authenticate(this.verify),
-      rateLimit(this.rateLimiter),
+      rateLimit(this.rateLimiter, this.logger),
       express.json({ limit: this.config.limits.maxBodyBytes }),
       expressMiddleware(this.apollo!, {
         context: async ({ res }) => this.httpContext(res),

@@ -103,7 +103,7 @@ export function authenticate(verify: VerifyBearer): RequestHandler {
  * client address for requests without a valid token. Without a token left,
  * responds 429 with Retry-After and a GraphQL error body.
  */
-export function rateLimit(limiter: RateLimiter): RequestHandler {
+export function rateLimit(limiter: RateLimiter, logger: Logger): RequestHandler {
   return (req, res, next) => {
     const auth = res.locals.auth as RequestAuth | undefined;
     const key = auth?.viewer
@@ -113,6 +113,12 @@ export function rateLimit(limiter: RateLimiter): RequestHandler {
     if (decision.allowed) {
       next();
       return;
+    }
+    if (decision.firstRejection) {
+      (res.locals.logger ?? logger).warn(
+        { key, retryAfterMs: decision.retryAfterMs },
+        "rate limit reached; rejecting requests until the bucket refills",
+      );
     }
     res.setHeader("retry-after", String(Math.ceil(decision.retryAfterMs / 1000)));
     res.status(429).json(

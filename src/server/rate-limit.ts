@@ -6,11 +6,17 @@ export interface RateLimitDecision {
   allowed: boolean;
   /** Time until one token is back, when the request was rejected. */
   retryAfterMs: number;
+  /**
+   * True for the first rejection after an allowed request, so callers can
+   * log once per episode rather than once per rejected request.
+   */
+  firstRejection: boolean;
 }
 
 interface Bucket {
   tokens: number;
   updatedMs: number;
+  rejecting: boolean;
 }
 
 /** Buckets kept before full ones are dropped, to bound memory. */
@@ -36,22 +42,27 @@ export class RateLimiter {
 
   /** Takes one token from the key's bucket, if it has one. */
   take(key: string): RateLimitDecision {
-    if (!this.enabled) return { allowed: true, retryAfterMs: 0 };
+    if (!this.enabled) {
+      return { allowed: true, retryAfterMs: 0, firstRejection: false };
+    }
     const nowMs = this.now();
     const bucket = this.refill(key, nowMs);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
-      return { allowed: true, retryAfterMs: 0 };
+      bucket.rejecting = false;
+      return { allowed: true, retryAfterMs: 0, firstRejection: false };
     }
     const retryAfterMs = Math.ceil(((1 - bucket.tokens) / this.perSecond) * 1000);
-    return { allowed: false, retryAfterMs };
+    const firstRejection = !bucket.rejecting;
+    bucket.rejecting = true;
+    return { allowed: false, retryAfterMs, firstRejection };
   }
 
   private refill(key: string, nowMs: number): Bucket {
     let bucket = this.buckets.get(key);
     if (!bucket) {
       if (this.buckets.size >= PRUNE_ABOVE_BUCKETS) this.prune(nowMs);
-      bucket = { tokens: this.burst, updatedMs: nowMs };
+      bucket = { tokens: this.burst, updatedMs: nowMs, rejecting: false };
       this.buckets.set(key, bucket);
       return bucket;
     }

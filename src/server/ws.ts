@@ -198,6 +198,12 @@ function checkSubscribeLimits(
     : `address:${remoteAddress ?? "unknown"}`;
   const decision = options.rateLimiter.take(key);
   if (decision.allowed) return undefined;
+  if (decision.firstRejection) {
+    options.logger.warn(
+      { key, retryAfterMs: decision.retryAfterMs },
+      "rate limit reached; rejecting subscribe messages until the bucket refills",
+    );
+  }
   return [
     new GraphQLError(rateLimitMessage(options.rateLimiter, decision.retryAfterMs), {
       extensions: {
