@@ -1,20 +1,12 @@
 import type { Server as HttpServer } from "node:http";
 
-import {
-  GraphQLError,
-  NoSchemaIntrospectionCustomRule,
-  specifiedRules,
-  validate,
-  type GraphQLSchema,
-  type ValidationRule,
-} from "graphql";
+import { validate, type GraphQLSchema } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 
 import type { Viewer, VerifyBearer } from "../auth";
 import type { LimitsConfig } from "../config";
-import { ErrorCode } from "../errors";
 import type { Logger } from "../logger";
 import {
   createErrorFormatter,
@@ -22,20 +14,18 @@ import {
   formatResultErrors,
   hasNulLiteral,
   nulCharacterError,
-  requestLimitRules,
   type GraphQLContext,
   type Services,
 } from "../schema";
-import { rateLimitMessage, type RateLimiter } from "./rate-limit";
+import type { RateLimiter } from "./rate-limit";
+import {
+  checkSubscribeLimits,
+  SocketsPerUser,
+  socketValidationRules,
+} from "./ws-limits";
 
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
-
-/**
- * Close code for a socket over MAX_SOCKETS_PER_USER. It is in the private
- * range next to 4290 for slow subscribers, because graphql-ws uses 44xx.
- */
-export const TOO_MANY_SOCKETS_CLOSE_CODE = 4291;
 
 type SocketExtra = {
   viewer?: Viewer;
@@ -71,9 +61,9 @@ export function startWebSocketServer(options: WebSocketOptions) {
     path: options.path,
   });
   let connections = 0;
-  const socketsPerUser = new Map<string, number>();
+  const sockets = new SocketsPerUser(options.limits.maxSocketsPerUser);
   const format = createErrorFormatter(logger, options.production);
-  const rules = validationRules(options);
+  const rules = socketValidationRules(options.limits, options.introspection);
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
@@ -90,17 +80,12 @@ export function startWebSocketServer(options: WebSocketOptions) {
         }
         try {
           const viewer = await options.verify(authorization);
-          const open = socketsPerUser.get(viewer.email) ?? 0;
-          if (open >= options.limits.maxSocketsPerUser) {
-            logger.info({ viewer: viewer.email, open }, "websocket over the socket limit");
-            ctx.extra.socket.close(
-              TOO_MANY_SOCKETS_CLOSE_CODE,
-              `Too many sockets: this user has ${open} open, the limit set ` +
-                `by MAX_SOCKETS_PER_USER; close one first.`,
-            );
+          const refusal = sockets.open(viewer.email);
+          if (refusal) {
+            logger.info({ viewer: viewer.email }, "websocket over the socket limit");
+            ctx.extra.socket.close(refusal.code, refusal.reason);
             return false;
           }
-          socketsPerUser.set(viewer.email, open + 1);
           ctx.extra.viewer = viewer;
           scheduleExpiry(ctx.extra, viewer, ctx.extra.socket, logger);
           connections += 1;
@@ -120,9 +105,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
         if (extra.expiryTimer) clearTimeout(extra.expiryTimer);
         if (extra.viewer) {
           connections -= 1;
-          const open = (socketsPerUser.get(extra.viewer.email) ?? 1) - 1;
-          if (open > 0) socketsPerUser.set(extra.viewer.email, open);
-          else socketsPerUser.delete(extra.viewer.email);
+          sockets.close(extra.viewer.email);
           logger.info(
             { viewer: extra.viewer.email, code, reason },
             "websocket closed",
@@ -132,12 +115,16 @@ export function startWebSocketServer(options: WebSocketOptions) {
       onSubscribe: (ctx, _id, payload) => {
         const variable = findNulInVariables(payload.variables);
         if (variable) return [nulCharacterError(`Variable ${variable}`)];
-        return checkSubscribeLimits(
-          options,
-          ctx.subscriptions,
-          ctx.extra as SocketExtra,
-          ctx.extra.request.socket.remoteAddress,
-        );
+        const viewer = (ctx.extra as SocketExtra).viewer;
+        return checkSubscribeLimits({
+          limits: options.limits,
+          rateLimiter: options.rateLimiter,
+          logger,
+          openOperations: Object.keys(ctx.subscriptions).length,
+          rateLimitKey: viewer
+            ? `user:${viewer.email}`
+            : `address:${ctx.extra.request.socket.remoteAddress ?? "unknown"}`,
+        });
       },
       context: (ctx): GraphQLContext => ({
         viewer: (ctx.extra as SocketExtra).viewer ?? null,
@@ -161,57 +148,6 @@ export function startWebSocketServer(options: WebSocketOptions) {
     dispose: () => cleanup.dispose(),
     connections: () => connections,
   };
-}
-
-function validationRules(options: WebSocketOptions): ValidationRule[] {
-  const rules = [...specifiedRules, ...requestLimitRules(options.limits)];
-  if (!options.introspection) rules.push(NoSchemaIntrospectionCustomRule);
-  return rules;
-}
-
-/**
- * Rejects a subscribe message over MAX_SUBSCRIPTIONS_PER_SOCKET or the
- * user's rate limit; graphql-ws then sends the errors for that operation
- * only and keeps the socket open.
- */
-function checkSubscribeLimits(
-  options: WebSocketOptions,
-  subscriptions: Readonly<Record<string, unknown>>,
-  extra: SocketExtra,
-  remoteAddress: string | undefined,
-): GraphQLError[] | undefined {
-  // graphql-ws has already added the new operation's id.
-  const open = Object.keys(subscriptions).length;
-  const max = options.limits.maxSubscriptionsPerSocket;
-  if (open > max) {
-    return [
-      new GraphQLError(
-        `Too many operations on this socket: at most ${max} at a time, the ` +
-          `limit set by MAX_SUBSCRIPTIONS_PER_SOCKET; complete one first ` +
-          `or open another socket.`,
-        { extensions: { code: ErrorCode.BAD_USER_INPUT, limit: max } },
-      ),
-    ];
-  }
-  const key = extra.viewer
-    ? `user:${extra.viewer.email}`
-    : `address:${remoteAddress ?? "unknown"}`;
-  const decision = options.rateLimiter.take(key);
-  if (decision.allowed) return undefined;
-  if (decision.firstRejection) {
-    options.logger.warn(
-      { key, retryAfterMs: decision.retryAfterMs },
-      "rate limit reached; rejecting subscribe messages until the bucket refills",
-    );
-  }
-  return [
-    new GraphQLError(rateLimitMessage(options.rateLimiter, decision.retryAfterMs), {
-      extensions: {
-        code: ErrorCode.RATE_LIMITED,
-        retryAfterSeconds: Math.ceil(decision.retryAfterMs / 1000),
-      },
-    }),
-  ];
 }
 
 /** Cuts a message to a WebSocket close reason's limit of 123 bytes. */
