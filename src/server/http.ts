@@ -102,6 +102,8 @@ export function authenticate(verify: VerifyBearer): RequestHandler {
  * Takes one token from the caller's bucket: the viewer's e-mail, or the
  * client address for requests without a valid token. Without a token left,
  * responds 429 with Retry-After and a GraphQL error body.
+ * NOTE: behind a reverse proxy every request without a token comes from the
+ * proxy's address and shares one bucket, because X-Forwarded-For is not read.
  */
 export function rateLimit(limiter: RateLimiter, logger: Logger): RequestHandler {
   return (req, res, next) => {
