@@ -54,21 +54,21 @@ export function checkNulCharacters(
   return null;
 }
 
-// Depth is bounded by the JSON body, which the body size limit bounds.
-function findNul(value: unknown, path: string): string | null {
-  if (typeof value === "string") return value.includes("\u0000") ? path : null;
-  if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) {
-      const found = findNul(item, `${path}[${index}]`);
-      if (found) return found;
-    }
-    return null;
-  }
-  if (value !== null && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) {
-      if (key.includes("\u0000")) return `${path}.${JSON.stringify(key)}`;
-      const found = findNul(item, `${path}.${key}`);
-      if (found) return found;
+// Walks the value with an explicit stack, because a hostile body may nest
+// JSON arrays far deeper than the call stack allows.
+function findNul(root: unknown, rootPath: string): string | null {
+  const pending: [value: unknown, path: string][] = [[root, rootPath]];
+  while (pending.length > 0) {
+    const [value, path] = pending.pop()!;
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) return path;
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => pending.push([item, `${path}[${index}]`]));
+    } else if (value !== null && typeof value === "object") {
+      for (const [key, item] of Object.entries(value)) {
+        if (key.includes("\u0000")) return `${path}.${JSON.stringify(key)}`;
+        pending.push([item, `${path}.${key}`]);
+      }
     }
   }
   return null;

@@ -5,6 +5,7 @@
 import fc from "fast-check";
 
 import { isEmail } from "../../src/auth";
+import { findNulInVariables } from "../../src/schema";
 import { BadInputError } from "../../src/errors";
 import { compileFilter, validateBindingPattern } from "../../src/live";
 import {
@@ -160,4 +161,22 @@ test("filters never match inherited properties", () => {
     expect(present({})).toBe(false);
     expect(present([])).toBe(false);
   }
+});
+
+test("NUL found at any depth of variables", () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.jsonValue(), (left, right) => {
+      const clean = findNulInVariables({ left, right });
+      const hasNul = JSON.stringify({ left, right }).includes("\\u0000");
+      expect(clean !== null).toBe(hasNul);
+      expect(findNulInVariables({ left, right, bad: [{ x: "a\u0000" }] })).not.toBeNull();
+    }),
+    RUNS,
+  );
+});
+
+test("NUL search survives deep nesting", () => {
+  let nested: unknown = "a\u0000b";
+  for (let i = 0; i < 100_000; i += 1) nested = [nested];
+  expect(findNulInVariables({ deep: nested })).toMatch(/^\$deep\[0\]/);
 });
