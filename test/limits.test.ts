@@ -137,6 +137,18 @@ describe("document limits over HTTP", () => {
     expect(response.errors).toBeUndefined();
   });
 
+  test("subscription over HTTP rejected", async () => {
+    const response = await gql(
+      gateway,
+      "subscription { guardianEvents { kind } }",
+      {},
+      await freshToken(),
+    );
+    expect(response.status).toBe(400);
+    expect(errorCodes(response)).toEqual(["BAD_REQUEST"]);
+    expect(response.errors?.[0].message).toContain("graphql-ws");
+  });
+
   test("oversized body gets JSON 413", async () => {
     const response = await fetch(gateway.url, {
       method: "POST",

@@ -19,7 +19,6 @@ import type { Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
-  checkNulCharacters,
   createErrorFormatter,
   requestLimitRules,
   type GraphQLContext,
@@ -39,6 +38,7 @@ import {
 } from "./http";
 import { checkReadiness, collectMetrics } from "./probes";
 import { RateLimiter } from "./rate-limit";
+import { requestChecksPlugin } from "./request-checks";
 import { startWebSocketServer } from "./ws";
 
 export type GatewayState =
@@ -291,16 +291,7 @@ export class Gateway {
           ? ApolloServerPluginLandingPageLocalDefault({ embed: true })
           : ApolloServerPluginLandingPageDisabled(),
         ApolloServerPluginDrainHttpServer({ httpServer: this.httpServer }),
-        {
-          async requestDidStart() {
-            return {
-              async didResolveOperation({ document, request }) {
-                const error = checkNulCharacters(document, request.variables);
-                if (error) throw error;
-              },
-            };
-          },
-        },
+        requestChecksPlugin(),
         {
           async serverWillStart() {
             return {
