@@ -13,7 +13,7 @@ import {
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 
-import type { Config } from "../src/config";
+import { ConfigError, loadConfig, type Config } from "../src/config";
 import { buildGatewaySchema, maxCostRule, maxDepthRule } from "../src/schema";
 import type { Gateway } from "../src/server";
 import { RateLimiter } from "../src/server/rate-limit";
@@ -377,5 +377,34 @@ describe("rate limit", () => {
   test("zero rate turns the limiter off", () => {
     const limiter = new RateLimiter(1, 0);
     for (let i = 0; i < 10; i += 1) expect(limiter.take("a").allowed).toBe(true);
+  });
+});
+
+describe("limit settings", () => {
+  test.each([
+    ["MAX_QUERY_DEPTH", "0"],
+    ["MAX_QUERY_COST", "-1"],
+    ["MAX_ALIASES", "many"],
+    ["MAX_BODY_BYTES", "10"],
+    ["MAX_SOCKETS_PER_USER", "1.5"],
+    ["RATE_LIMIT_PER_SECOND", "fast"],
+  ])("invalid %s stops start-up", (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  test("settings reach the config", () => {
+    const config = loadConfig({
+      MAX_QUERY_DEPTH: "7",
+      MAX_QUERY_COST: "99",
+      RATE_LIMIT_PER_SECOND: "0.5",
+      INTROSPECTION: "false",
+      LANDING_PAGE: "off",
+    });
+    expect(config.limits.maxDepth).toBe(7);
+    expect(config.limits.maxCost).toBe(99);
+    expect(config.limits.rateLimitPerSecond).toBe(0.5);
+    expect(config.introspection).toBe(false);
+    expect(config.landingPage).toBe(false);
   });
 });
