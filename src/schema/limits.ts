@@ -7,7 +7,10 @@ import {
   getNamedType,
   getNullableType,
   GraphQLError,
+  isCompositeType,
+  isInterfaceType,
   isListType,
+  isObjectType,
   Kind,
   type ASTNode,
   type FieldNode,
@@ -18,9 +21,6 @@ import {
   type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
-  isCompositeType,
-  isObjectType,
-  isInterfaceType,
 } from "graphql";
 
 import type { LimitsConfig } from "../config";
