@@ -41,6 +41,11 @@ async function main(): Promise<void> {
     HOST: "127.0.0.1",
     GUARDIAN_ENABLED: "false",
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn",
+    // Every benchmark client signs in as one user with many sockets and
+    // subscriptions, which the per-user limits exist to stop.
+    MAX_SOCKETS_PER_USER: "100000",
+    MAX_SUBSCRIPTIONS_PER_SOCKET: "100000",
+    RATE_LIMIT_PER_SECOND: "0",
   });
   const logger = build.logger.createLogger({ level: config.logLevel });
   const gateway = new build.server.Gateway(config, logger);

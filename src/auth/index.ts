@@ -1,5 +1,7 @@
 // Bearer-token authentication with jose. The caller is the token's `email`
-// claim; `exp` is required; admins are listed in ADMIN_EMAILS.
+// claim; `exp` is required, and `iat` too when a maximum token age is set.
+// Only the algorithms of JWT_ALGORITHMS are accepted. Admins are listed in
+// ADMIN_EMAILS.
 import {
   createRemoteJWKSet,
   errors as joseErrors,
@@ -36,16 +38,18 @@ export function createVerifier(
 ): VerifyBearer {
   const admins = new Set(adminEmails.map((email) => email.toLowerCase()));
   const key = resolveKey(jwt);
-  const algorithms = jwt.secret ? ["HS256"] : ["RS256", "ES256"];
+  const options: Parameters<typeof jwtVerify>[2] = {
+    algorithms: jwt.algorithms,
+    issuer: jwt.issuer,
+    audience: jwt.audience,
+    clockTolerance: jwt.clockToleranceSeconds,
+    maxTokenAge: jwt.maxTokenAgeSeconds,
+    requiredClaims: jwt.maxTokenAgeSeconds ? ["exp", "iat"] : ["exp"],
+  };
 
   return async (authorization) => {
     const token = parseBearer(authorization);
-    const payload = await verify(token, key, {
-      algorithms,
-      issuer: jwt.issuer,
-      audience: jwt.audience,
-      requiredClaims: ["exp"],
-    });
+    const payload = await verify(token, key, options);
     const email = readEmail(payload);
     return {
       email,
@@ -57,7 +61,15 @@ export function createVerifier(
 
 function resolveKey(jwt: JwtConfig): Uint8Array | JWTVerifyGetKey {
   if (jwt.secret) return new TextEncoder().encode(jwt.secret);
-  if (jwt.jwksUrl) return createRemoteJWKSet(new URL(jwt.jwksUrl));
+  if (jwt.jwksUrl) {
+    // jose caches the key set for cacheMaxAge. When a token names a key id
+    // the cached set lacks, jose fetches the set again (at most once per
+    // cooldown), so a key rotated in by the issuer works without a restart.
+    return createRemoteJWKSet(new URL(jwt.jwksUrl), {
+      cacheMaxAge: jwt.jwksCacheMaxAgeMs,
+      cooldownDuration: jwt.jwksCooldownMs,
+    });
+  }
   throw new Error("JwtConfig needs a secret or a JWKS URL");
 }
 
@@ -97,7 +109,19 @@ async function verify(
 
 function describeJoseError(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) {
+    if (error.claim === "iat") {
+      return (
+        "Token is older than the maximum token age " +
+        "(JWT_MAX_TOKEN_AGE_SECONDS): get a new one and retry."
+      );
+    }
     return "Token expired: get a new one and retry.";
+  }
+  if (
+    error instanceof joseErrors.JWTClaimValidationFailed &&
+    error.claim === "nbf"
+  ) {
+    return "Token is not valid yet (its nbf claim is in the future).";
   }
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
     return "Token signature is invalid: the token was not signed with this gateway's key.";
@@ -106,7 +130,10 @@ function describeJoseError(error: unknown): string {
     return `Token claim "${error.claim}" is invalid (${error.reason}): ${error.message}.`;
   }
   if (error instanceof joseErrors.JOSEAlgNotAllowed) {
-    return `Token algorithm is not accepted: ${error.message}.`;
+    return `Token algorithm is not accepted (JWT_ALGORITHMS): ${error.message}.`;
+  }
+  if (error instanceof joseErrors.JWKSNoMatchingKey) {
+    return "Token key id is unknown: no key of the JWKS matches the token's kid and alg.";
   }
   return `Token is invalid: ${(error as Error).message}.`;
 }

@@ -7,10 +7,55 @@ export interface JwtConfig {
   secret?: string;
   /** JWKS address for RS256 and ES256 tokens (JWT_JWKS_URL). */
   jwksUrl?: string;
+  /** Required `iss` claim (JWT_ISSUER), checked when set. */
   issuer?: string;
+  /** Required `aud` claim (JWT_AUDIENCE), checked when set. */
   audience?: string;
+  /** Accepted `alg` header values (JWT_ALGORITHMS). */
+  algorithms: string[];
+  /**
+   * Maximum age of a token from its `iat` claim, in seconds
+   * (JWT_MAX_TOKEN_AGE_SECONDS); when set, `iat` is required.
+   */
+  maxTokenAgeSeconds?: number;
+  /** Leeway for `exp`, `nbf` and `iat`, in seconds (JWT_CLOCK_TOLERANCE_SECONDS, 5). */
+  clockToleranceSeconds: number;
+  /** Time a fetched JWKS is used before it is fetched again (JWKS_CACHE_MAX_AGE_MS, 600000). */
+  jwksCacheMaxAgeMs: number;
+  /**
+   * Minimum time between two JWKS fetches triggered by an unknown key id
+   * (JWKS_COOLDOWN_MS, 30000).
+   */
+  jwksCooldownMs: number;
   /** True when no secret was configured and the development one is used. */
   usesDevelopmentSecret: boolean;
+}
+
+/** Request limits; each error that enforces one names its setting. */
+export interface LimitsConfig {
+  /** Maximum nesting of selections in an operation (MAX_QUERY_DEPTH, 12). */
+  maxDepth: number;
+  /** Maximum estimated cost of an operation (MAX_QUERY_COST, 5000). */
+  maxCost: number;
+  /** Size assumed for a list field without a `limit` argument (QUERY_COST_LIST_SIZE, 10). */
+  costListSize: number;
+  /** Maximum number of aliased fields in an operation (MAX_ALIASES, 30). */
+  maxAliases: number;
+  /** Maximum number of field selections in a document (MAX_FIELDS, 200). */
+  maxFields: number;
+  /** Largest accepted HTTP request body, in bytes (MAX_BODY_BYTES, 1048576). */
+  maxBodyBytes: number;
+  /**
+   * Operations running at once on one graphql-ws socket, subscriptions
+   * included (MAX_SUBSCRIPTIONS_PER_SOCKET, 25).
+   */
+  maxSubscriptionsPerSocket: number;
+  /** Open graphql-ws sockets per user (MAX_SOCKETS_PER_USER, 10). */
+  maxSocketsPerUser: number;
+  /** Size of each user's token bucket, in requests (RATE_LIMIT_BURST, 200). */
+  rateLimitBurst: number;
+  /** Requests added back to each bucket per second (RATE_LIMIT_PER_SECOND, 20); 0 turns rate limiting off. */
+  rateLimitPerSecond: number;
 }
 
 export interface GuardianConfig {
@@ -78,7 +123,12 @@ export interface Config {
   reservedAccounts: RegExp;
   guardian: GuardianConfig;
   live: LiveConfig;
+  limits: LimitsConfig;
   corsOrigins: string[];
+  /** Allows schema introspection queries (INTROSPECTION, true). */
+  introspection: boolean;
+  /** Serves Apollo Sandbox on GET /graphql from a browser (LANDING_PAGE, true). */
+  landingPage: boolean;
   /** Lets sockets without a token use the messages subscription (false). */
   allowAnonymousSubscriptions: boolean;
   logLevel: string;
@@ -138,7 +188,10 @@ export function loadConfig(
       bufferSize: readInt(env, "LIVE_BUFFER_SIZE", 1000, 1),
       maxBehindMs: readInt(env, "LIVE_MAX_BEHIND_MS", 60_000, 0),
     },
+    limits: readLimits(env),
     corsOrigins: readList(env.CORS_ORIGINS),
+    introspection: readBool(env, "INTROSPECTION", true),
+    landingPage: readBool(env, "LANDING_PAGE", true),
     allowAnonymousSubscriptions: readBool(
       env,
       "ALLOW_ANONYMOUS_SUBSCRIPTIONS",
@@ -200,6 +253,28 @@ function readNotifications(env: Env): NotificationConfig {
   };
 }
 
+function readLimits(env: Env): LimitsConfig {
+  return {
+    maxDepth: readInt(env, "MAX_QUERY_DEPTH", 12, 1),
+    maxCost: readInt(env, "MAX_QUERY_COST", 5000, 1),
+    costListSize: readInt(env, "QUERY_COST_LIST_SIZE", 10, 1),
+    maxAliases: readInt(env, "MAX_ALIASES", 30, 0),
+    maxFields: readInt(env, "MAX_FIELDS", 200, 1),
+    maxBodyBytes: readInt(env, "MAX_BODY_BYTES", 1024 * 1024, 1024),
+    maxSubscriptionsPerSocket: readInt(env, "MAX_SUBSCRIPTIONS_PER_SOCKET", 25, 1),
+    maxSocketsPerUser: readInt(env, "MAX_SOCKETS_PER_USER", 10, 1),
+    rateLimitBurst: readInt(env, "RATE_LIMIT_BURST", 200, 1),
+    rateLimitPerSecond: readNumber(env, "RATE_LIMIT_PER_SECOND", 20, 0),
+  };
+}
+
+/** Algorithms jose can verify, by the kind of key each needs. */
+const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"];
+const PUBLIC_KEY_ALGORITHMS = [
+  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+  "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
+];
+
 function readJwt(env: Env, production: boolean): JwtConfig {
   const secret = env.JWT_SECRET || undefined;
   const jwksUrl = env.JWT_JWKS_URL || undefined;
@@ -216,13 +291,40 @@ function readJwt(env: Env, production: boolean): JwtConfig {
         "them to verify tokens.",
     );
   }
+  const maxTokenAge = readInt(env, "JWT_MAX_TOKEN_AGE_SECONDS", 0, 0);
   return {
     secret: secret ?? (jwksUrl ? undefined : DEVELOPMENT_JWT_SECRET),
     jwksUrl,
     issuer: env.JWT_ISSUER || undefined,
     audience: env.JWT_AUDIENCE || undefined,
+    algorithms: readAlgorithms(env, jwksUrl !== undefined),
+    maxTokenAgeSeconds: maxTokenAge > 0 ? maxTokenAge : undefined,
+    clockToleranceSeconds: readInt(env, "JWT_CLOCK_TOLERANCE_SECONDS", 5, 0),
+    jwksCacheMaxAgeMs: readInt(env, "JWKS_CACHE_MAX_AGE_MS", 600_000, 0),
+    jwksCooldownMs: readInt(env, "JWKS_COOLDOWN_MS", 30_000, 0),
     usesDevelopmentSecret: !secret && !jwksUrl,
   };
+}
+
+/**
+ * Reads JWT_ALGORITHMS and checks it against the key: HMAC algorithms
+ * with JWT_SECRET, public-key algorithms with JWT_JWKS_URL. Mixing them
+ * would let a token signed with a public key as HMAC secret pass.
+ */
+function readAlgorithms(env: Env, usesJwks: boolean): string[] {
+  const allowed = usesJwks ? PUBLIC_KEY_ALGORITHMS : HMAC_ALGORITHMS;
+  const keySetting = usesJwks ? "JWT_JWKS_URL" : "JWT_SECRET";
+  const algorithms = readList(env.JWT_ALGORITHMS);
+  if (algorithms.length === 0) return usesJwks ? ["RS256", "ES256"] : ["HS256"];
+  for (const algorithm of algorithms) {
+    if (!allowed.includes(algorithm)) {
+      throw new ConfigError(
+        `JWT_ALGORITHMS contains "${algorithm}", which cannot be used with ` +
+          `${keySetting}; choose from ${allowed.join(", ")}.`,
+      );
+    }
+  }
+  return algorithms;
 }
 
 function readInt(env: Env, name: string, fallback: number, min: number) {
@@ -232,6 +334,18 @@ function readInt(env: Env, name: string, fallback: number, min: number) {
   if (!Number.isInteger(value) || value < min) {
     throw new ConfigError(
       `${name} is "${raw}", expected an integer of at least ${min}.`,
+    );
+  }
+  return value;
+}
+
+function readNumber(env: Env, name: string, fallback: number, min: number) {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) {
+    throw new ConfigError(
+      `${name} is "${raw}", expected a number of at least ${min}.`,
     );
   }
   return value;

@@ -9,6 +9,8 @@ export enum ErrorCode {
   NOT_FOUND = "NOT_FOUND",
   CONFLICT = "CONFLICT",
   BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE",
+  /** The caller's rate limit is used up; retry later. */
+  RATE_LIMITED = "RATE_LIMITED",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
 }
 

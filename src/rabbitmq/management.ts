@@ -82,6 +82,24 @@ export class ManagementApiError extends Error {
   }
 }
 
+/**
+ * A name the management API cannot address as a path segment: "", "." or
+ * "..". The client throws it before sending anything.
+ */
+export class UnaddressableNameError extends Error {
+  override name = "UnaddressableNameError";
+
+  constructor(readonly value: string) {
+    super(
+      `The RabbitMQ management API cannot address the name ` +
+        `${JSON.stringify(value)}: an empty path segment names the whole ` +
+        `collection, and "." and ".." name a parent path even when ` +
+        `percent-encoded. Use another name, or manage this object over AMQP ` +
+        `or with rabbitmqctl.`,
+    );
+  }
+}
+
 export function isNotFound(error: unknown): boolean {
   return error instanceof ManagementApiError && error.status === 404;
 }
@@ -132,7 +150,7 @@ export class ManagementClient {
     this.baseUrl = url.toString().replace(/\/$/, "");
     this.authorization =
       "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
-    this.vhostSegment = encodeURIComponent(vhost);
+    this.vhostSegment = enc(vhost);
   }
 
   /** Address of the API without credentials, for messages and logs. */
@@ -200,14 +218,14 @@ export class ManagementClient {
     );
   }
 
-  listQueues(): Promise<QueueInfo[]> {
+  async listQueues(): Promise<QueueInfo[]> {
     return this.request(
       "GET",
       `/api/queues/${this.vhostSegment}?columns=${QUEUE_COLUMNS}`,
     );
   }
 
-  getQueue(name: string): Promise<QueueInfo> {
+  async getQueue(name: string): Promise<QueueInfo> {
     return this.request(
       "GET",
       `/api/queues/${this.vhostSegment}/${enc(name)}?columns=${QUEUE_COLUMNS}`,
@@ -290,18 +308,18 @@ export class ManagementClient {
     );
   }
 
-  getExchange(name: string): Promise<ExchangeInfo> {
+  async getExchange(name: string): Promise<ExchangeInfo> {
     return this.request(
       "GET",
       `/api/exchanges/${this.vhostSegment}/${enc(name)}`,
     );
   }
 
-  listBindings(): Promise<BindingInfo[]> {
+  async listBindings(): Promise<BindingInfo[]> {
     return this.request("GET", `/api/bindings/${this.vhostSegment}`);
   }
 
-  listQueueBindings(queue: string): Promise<BindingInfo[]> {
+  async listQueueBindings(queue: string): Promise<BindingInfo[]> {
     return this.request(
       "GET",
       `/api/queues/${this.vhostSegment}/${enc(queue)}/bindings`,
@@ -410,7 +428,16 @@ class ConcurrencyLimiter {
   }
 }
 
+/**
+ * Encodes a name as one path segment, or throws UnaddressableNameError.
+ * An empty name would address the collection itself. A name of "." or ".."
+ * would address a parent path, because fetch and RabbitMQ 3.10's HTTP
+ * server both resolve such segments, percent-encoded ("%2E") or not.
+ */
 function enc(name: string): string {
+  if (name === "" || name === "." || name === "..") {
+    throw new UnaddressableNameError(name);
+  }
   return encodeURIComponent(name);
 }
 

@@ -3,4 +3,17 @@
 export { buildGatewaySchema } from "./build";
 export { createErrorFormatter, formatResultErrors } from "./errors";
 export type { GraphQLContext, Services } from "./context";
-export { maxFieldsRule, MAX_FIELDS_PER_REQUEST } from "./limits";
+export {
+  checkNulCharacters,
+  findNulInVariables,
+  hasNulLiteral,
+  nulCharacterError,
+} from "./nul-character";
+export {
+  maxAliasesRule,
+  maxCostRule,
+  maxDepthRule,
+  maxFieldsRule,
+  MAX_FIELDS_PER_REQUEST,
+  requestLimitRules,
+} from "./limits";

@@ -5,6 +5,8 @@ import type { AddressInfo } from "node:net";
 
 import { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
+import { ApolloServerPluginLandingPageLocalDefault } from "@apollo/server/plugin/landingPage/default";
 import { expressMiddleware } from "@as-integrations/express5";
 import express from "express";
 
@@ -24,8 +26,8 @@ import { RateLimitedLog, type Logger } from "../logger";
 import { AmqpConnection, ManagementClient } from "../rabbitmq";
 import {
   buildGatewaySchema,
-  maxFieldsRule,
   createErrorFormatter,
+  requestLimitRules,
   type GraphQLContext,
   type Services,
 } from "../schema";
@@ -42,13 +44,17 @@ import {
 import { StatsPoller } from "../stats";
 import { prepareDatabase, waitForManagement } from "./dependencies";
 import {
+  authenticate,
   corsMiddleware,
   createApp,
   jsonErrorHandler,
-  MAX_BODY,
+  rateLimit,
   requestLogger,
+  type RequestAuth,
 } from "./http";
 import { checkReadiness, collectMetrics } from "./probes";
+import { RateLimiter } from "./rate-limit";
+import { requestChecksPlugin } from "./request-checks";
 import { startWebSocketServer } from "./ws";
 
 export type GatewayState =
@@ -73,6 +79,7 @@ export class Gateway {
   readonly history: QueueHistory;
   readonly notifier: Notifier;
   private readonly verify: VerifyBearer;
+  private readonly rateLimiter: RateLimiter;
   private readonly app = createApp();
   private readonly httpServer = http.createServer(this.app);
   private databaseIsReady = false;
@@ -119,6 +126,10 @@ export class Gateway {
     this.guardian = config.guardian.enabled ? this.createGuardian() : null;
     this.verify = this.withStoredAdmins(
       createVerifier(config.jwt, config.adminEmails),
+    );
+    this.rateLimiter = new RateLimiter(
+      config.limits.rateLimitBurst,
+      config.limits.rateLimitPerSecond,
     );
   }
 
@@ -175,6 +186,9 @@ export class Gateway {
       logger: this.logger,
       production: this.config.production,
       allowAnonymous: this.config.allowAnonymousSubscriptions,
+      limits: this.config.limits,
+      introspection: this.config.introspection,
+      rateLimiter: this.rateLimiter,
     });
     this.apollo = this.createApollo(schema);
     await this.apollo.start();
@@ -324,14 +338,19 @@ export class Gateway {
     return new ApolloServer<GraphQLContext>({
       schema,
       logger: this.logger,
-      introspection: true,
-      validationRules: [maxFieldsRule()],
+      introspection: this.config.introspection,
+      validationRules: requestLimitRules(this.config.limits),
       // The gateway handles SIGINT and SIGTERM itself (see main.ts).
       stopOnTerminationSignals: false,
       formatError: createErrorFormatter(this.logger, this.config.production),
       includeStacktraceInErrorResponses: !this.config.production,
       plugins: [
+        // Sandbox is served from Apollo's CDN in the browser that opens it.
+        this.config.landingPage
+          ? ApolloServerPluginLandingPageLocalDefault({ embed: true })
+          : ApolloServerPluginLandingPageDisabled(),
         ApolloServerPluginDrainHttpServer({ httpServer: this.httpServer }),
+        requestChecksPlugin(),
         {
           async serverWillStart() {
             return {
@@ -373,31 +392,25 @@ export class Gateway {
     });
     app.use(
       GRAPHQL_PATH,
-      express.json({ limit: MAX_BODY }),
+      authenticate(this.verify),
+      rateLimit(this.rateLimiter, this.logger),
+      express.json({ limit: this.config.limits.maxBodyBytes }),
       expressMiddleware(this.apollo!, {
-        context: async ({ req, res }) => this.httpContext(req, res),
+        context: async ({ res }) => this.httpContext(res),
       }),
     );
-    app.use(jsonErrorHandler(this.logger));
+    app.use(jsonErrorHandler(this.logger, this.config.limits.maxBodyBytes));
   }
 
-  private async httpContext(
-    req: express.Request,
-    res: express.Response,
-  ): Promise<GraphQLContext> {
+  private async httpContext(res: express.Response): Promise<GraphQLContext> {
     const logger = (res.locals.logger as Logger | undefined) ?? this.logger;
-    const authorization = req.headers.authorization;
-    try {
-      const viewer = await this.verify(authorization);
-      return { viewer, authError: null, services: this.services, logger };
-    } catch (error) {
-      return {
-        viewer: null,
-        authError: error as Error,
-        services: this.services,
-        logger,
-      };
-    }
+    const auth = res.locals.auth as RequestAuth;
+    return {
+      viewer: auth.viewer,
+      authError: auth.error,
+      services: this.services,
+      logger,
+    };
   }
 
   private listen(): Promise<void> {

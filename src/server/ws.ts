@@ -1,21 +1,19 @@
 import type { Server as HttpServer } from "node:http";
 
-import {
-  specifiedRules,
-  subscribe,
-  validate,
-  type GraphQLSchema,
-} from "graphql";
+import { subscribe, validate, type GraphQLSchema } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 
 import type { Viewer, VerifyBearer } from "../auth";
+import type { LimitsConfig } from "../config";
 import type { Logger } from "../logger";
 import {
   createErrorFormatter,
+  findNulInVariables,
   formatResultErrors,
-  maxFieldsRule,
+  hasNulLiteral,
+  nulCharacterError,
   type GraphQLContext,
   type Services,
 } from "../schema";
@@ -26,6 +24,12 @@ import {
   SharedFrames,
   type FrameTarget,
 } from "./shared-frames";
+import type { RateLimiter } from "./rate-limit";
+import {
+  checkSubscribeLimits,
+  SocketsPerUser,
+  socketValidationRules,
+} from "./ws-limits";
 
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
@@ -46,6 +50,10 @@ export interface WebSocketOptions {
   production: boolean;
   /** Accept sockets without a token, for the messages subscription only. */
   allowAnonymous: boolean;
+  limits: LimitsConfig;
+  introspection: boolean;
+  /** Shared with HTTP, so each subscribe message takes from the same bucket. */
+  rateLimiter: RateLimiter;
 }
 
 /**
@@ -60,6 +68,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
     path: options.path,
   });
   let connections = 0;
+  const sockets = new SocketsPerUser(options.limits.maxSocketsPerUser);
   const format = createErrorFormatter(logger, options.production);
   // `messages` events depend on the event alone, so subscriptions to the
   // same document share their execution and serialization.
@@ -68,13 +77,16 @@ export function startWebSocketServer(options: WebSocketOptions) {
   );
   const frameTargets = new WeakMap<object, FrameTarget>();
   const documents = new DocumentCache();
+  const rules = socketValidationRules(options.limits, options.introspection);
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
       parse: (query) => documents.parse(query),
       validate: (schema, document) =>
         documents.validate(document, () =>
-          validate(schema, document, [...specifiedRules, maxFieldsRule()]),
+          hasNulLiteral(document)
+            ? [nulCharacterError("A string argument")]
+            : validate(schema, document, rules),
         ),
       onConnect: async (ctx) => {
         const authorization = readAuthorization(ctx.connectionParams);
@@ -85,6 +97,12 @@ export function startWebSocketServer(options: WebSocketOptions) {
         }
         try {
           const viewer = await options.verify(authorization);
+          const refusal = sockets.open(viewer.email);
+          if (refusal) {
+            logger.info({ viewer: viewer.email }, "websocket over the socket limit");
+            ctx.extra.socket.close(refusal.code, refusal.reason);
+            return false;
+          }
           ctx.extra.viewer = viewer;
           scheduleExpiry(ctx.extra, viewer, ctx.extra.socket, logger);
           connections += 1;
@@ -104,11 +122,26 @@ export function startWebSocketServer(options: WebSocketOptions) {
         if (extra.expiryTimer) clearTimeout(extra.expiryTimer);
         if (extra.viewer) {
           connections -= 1;
+          sockets.close(extra.viewer.email);
           logger.info(
             { viewer: extra.viewer.email, code, reason },
             "websocket closed",
           );
         }
+      },
+      onSubscribe: (ctx, _id, payload) => {
+        const variable = findNulInVariables(payload.variables);
+        if (variable) return [nulCharacterError(`Variable ${variable}`)];
+        const viewer = (ctx.extra as SocketExtra).viewer;
+        return checkSubscribeLimits({
+          limits: options.limits,
+          rateLimiter: options.rateLimiter,
+          logger,
+          openOperations: Object.keys(ctx.subscriptions).length,
+          rateLimitKey: viewer
+            ? `user:${viewer.email}`
+            : `address:${ctx.extra.request.socket.remoteAddress ?? "unknown"}`,
+        });
       },
       context: (ctx, id, payload): GraphQLContext => {
         const context: GraphQLContext = {

@@ -304,7 +304,9 @@ export class BindingService {
   private async authorize(viewer: Viewer, input: BindingInput) {
     const account = requireQueueAccount(input.queue);
     validateExchangeName(input.exchange);
-    const problem = validateBindingPattern(input.routingKeyPattern);
+    const problem =
+      validateBindingPattern(input.routingKeyPattern) ??
+      unaddressablePattern(input.routingKeyPattern);
     if (problem) {
       throw new BadInputError(problem, {
         routingKeyPattern: input.routingKeyPattern,
@@ -364,5 +366,20 @@ function containsTarget(list: BindingTarget[], target: BindingTarget): boolean {
     (item) =>
       item.exchange === target.exchange &&
       item.routingKeyPattern === target.routingKeyPattern,
+  );
+}
+
+/**
+ * Rejects the patterns "." and "..". RabbitMQ accepts them, but the
+ * management API names a binding by its pattern in the URL path, and
+ * resolves "." and ".." there as directories, so such a binding could be
+ * created and never deleted through the API.
+ */
+function unaddressablePattern(pattern: string): string | null {
+  if (pattern !== "." && pattern !== "..") return null;
+  return (
+    `Binding pattern "${pattern}" cannot be managed through RabbitMQ's ` +
+    `management API, which reads "." and ".." in a URL path as ` +
+    `directories; bind with a pattern such as "${pattern}#" or "#" instead.`
   );
 }
