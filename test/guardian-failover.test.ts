@@ -265,7 +265,53 @@ describe("two guardians on one database", () => {
     );
     expect(Date.now() - stoppedAt).toBeLessThanOrEqual(2 * INTERVAL_MS);
     expect(first.guardian.acting).toBe(false);
+
+    // Later tests need the lock free.
+    await second.stats.stop();
+    await second.guardian.stop();
   });
+});
+
+test("two gateways: one guardian acts, then the other", async () => {
+  const intervalMs = 300;
+  const settings = { ...gateway.config.guardian, enabled: true, intervalMs };
+  const first = await startGateway({ guardian: settings });
+  cleanup.add(() => first.stop());
+  const second = await startGateway({ guardian: settings });
+  cleanup.add(() => second.stop());
+
+  const metricOf = async (target: typeof gateway) => {
+    const text = await (
+      await fetch(target.url.replace(/\/graphql$/, "/metrics"))
+    ).text();
+    return /^pulse_gateway_guardian_acting (\d)$/m.exec(text)?.[1];
+  };
+  await eventually(async () =>
+    first.guardian?.acting || second.guardian?.acting ? true : undefined,
+  );
+  let bothActing = 0;
+  const watchUntil = Date.now() + 4 * intervalMs;
+  while (Date.now() < watchUntil) {
+    if (first.guardian?.acting && second.guardian?.acting) bothActing += 1;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  expect(bothActing).toBe(0);
+  const [acting, standby] = first.guardian?.acting
+    ? [first, second]
+    : [second, first];
+  expect(await metricOf(acting)).toBe("1");
+  expect(await metricOf(standby)).toBe("0");
+
+  await acting.stop();
+  const stoppedAt = Date.now();
+  await eventually(
+    async () => (standby.guardian?.acting ? true : undefined),
+    5000,
+    20,
+  );
+  expect(Date.now() - stoppedAt).toBeLessThanOrEqual(2 * intervalMs);
+  expect(await metricOf(standby)).toBe("1");
+  await standby.stop();
 });
 
 test("gateway metrics show acting guardian", async () => {
@@ -277,13 +323,14 @@ test("gateway metrics show acting guardian", async () => {
   const metricsUrl = acting.url.replace(/\/graphql$/, "/metrics");
   const line = await eventually(async () => {
     const text = await (await fetch(metricsUrl)).text();
-    return text.includes("pulse_gateway_guardian_acting 1") ? true : undefined;
+    // Anchored, because the metric's HELP line starts with "1 while".
+    return /^pulse_gateway_guardian_acting 1$/m.test(text) ? true : undefined;
   });
   expect(line).toBe(true);
   const passive = await (
     await fetch(gateway.url.replace(/\/graphql$/, "/metrics"))
   ).text();
-  expect(passive).toContain("pulse_gateway_guardian_acting 0");
+  expect(passive).toMatch(/^pulse_gateway_guardian_acting 0$/m);
   // Its guardian holds the lock until it stops.
   await acting.stop();
 });
