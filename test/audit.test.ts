@@ -18,6 +18,7 @@ import {
   ADMIN_EMAIL,
   brokerAdmin,
   Cleanup,
+  createTestAccount,
   errorCodes,
   gql,
   startGateway,
@@ -50,14 +51,7 @@ beforeAll(async () => {
   strangerEmail = uniqueEmail("stranger");
   stranger = await tokenFor(strangerEmail);
   admin = await tokenFor(ADMIN_EMAIL);
-  const created = await gql(
-    gateway,
-    `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
-    { u: account },
-    owner,
-  );
-  expect(created.errors).toBeUndefined();
-  cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+  await createTestAccount(gateway, cleanup, account, owner);
 });
 
 afterAll(() => cleanup.run());

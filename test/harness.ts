@@ -254,6 +254,28 @@ export async function rawSubscription(
 }
 
 /**
+ * Creates an account through the API as the holder of `token`, fails the
+ * test on any error, and deletes its RabbitMQ user at cleanup. Returns
+ * the generated password.
+ */
+export async function createTestAccount(
+  gateway: Gateway,
+  cleanup: Cleanup,
+  username: string,
+  token: string,
+): Promise<string> {
+  const created = await gql<{ createAccount: { password: string } }>(
+    gateway,
+    `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
+    { u: username },
+    token,
+  );
+  expect(created.errors).toBeUndefined();
+  cleanup.add(() => brokerAdmin().deleteUser(username).catch(() => undefined));
+  return created.data!.createAccount.password;
+}
+
+/**
  * Declares a non-durable topic exchange for one test file and registers
  * its deletion with the file's cleanup.
  */

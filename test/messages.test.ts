@@ -8,6 +8,7 @@ import { MAX_PEEK_COUNT, PEEK_MAX_PAYLOAD_BYTES } from "../src/services";
 import {
   brokerAdmin,
   Cleanup,
+  createTestAccount,
   declareTestExchange,
   errorCodes,
   gql,
@@ -45,14 +46,7 @@ beforeAll(async () => {
   cleanup.add(() => gateway.stop());
   owner = await tokenFor(uniqueEmail("owner"));
   stranger = await tokenFor(uniqueEmail("stranger"));
-  const created = await gql(
-    gateway,
-    `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
-    { u: account },
-    owner,
-  );
-  expect(created.errors).toBeUndefined();
-  cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+  await createTestAccount(gateway, cleanup, account, owner);
   await declareTestExchange(gateway, cleanup, exchange);
   await declareTestExchange(gateway, cleanup, otherExchange);
   channel = await gateway.amqp.createChannel();

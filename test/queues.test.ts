@@ -6,6 +6,7 @@ import {
   ADMIN_EMAIL,
   brokerAdmin,
   Cleanup,
+  createTestAccount,
   declareTestExchange,
   errorCodes,
   eventually,
@@ -36,14 +37,7 @@ beforeAll(async () => {
   cleanup.add(() => gateway.stop());
   owner = await tokenFor(uniqueEmail("owner"));
   stranger = await tokenFor(uniqueEmail("stranger"));
-  const created = await gql(
-    gateway,
-    `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
-    { u: account },
-    owner,
-  );
-  expect(created.errors).toBeUndefined();
-  cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+  await createTestAccount(gateway, cleanup, account, owner);
   await declareTestExchange(gateway, cleanup, exchange);
 });
 
