@@ -14,6 +14,7 @@ import {
   createSourceEventStream,
   execute,
   getOperationAST,
+  subscribe,
   type ExecutionArgs,
   type ExecutionResult,
   type GraphQLError,
@@ -71,6 +72,44 @@ export function isSubscriptionTo(args: ExecutionArgs, field: string): boolean {
     selections[0].kind === "Field" &&
     selections[0].name.value === field
   );
+}
+
+/** graphql-ws's `extra` for sockets served by `graphql-ws/use/ws`. */
+export interface SocketAndRequest {
+  socket: WebSocket;
+  request: IncomingMessage;
+}
+
+/**
+ * Returns graphql-ws hooks that send subscriptions to `field` through
+ * `frames` and leave every other operation to graphql-js's `subscribe`.
+ * `register` must be called from graphql-ws's `context` option with the
+ * context object it returns.
+ */
+export function sharedFrameHooks(field: string, frames: SharedFrames) {
+  const targets = new WeakMap<object, FrameTarget>();
+  return {
+    register(
+      context: object,
+      extra: SocketAndRequest,
+      id: string,
+      payload: Parameters<typeof renderKeyOf>[0],
+    ): void {
+      targets.set(context, {
+        id,
+        socket: extra.socket,
+        request: extra.request,
+        renderKey: renderKeyOf(payload),
+      });
+    },
+    subscribe(args: ExecutionArgs) {
+      const target = targets.get(args.contextValue as object);
+      if (target && isSubscriptionTo(args, field)) {
+        return frames.subscribe(args, target);
+      }
+      return subscribe(args);
+    },
+  };
 }
 
 /**

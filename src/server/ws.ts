@@ -1,6 +1,6 @@
 import type { Server as HttpServer } from "node:http";
 
-import { subscribe, validate, type GraphQLSchema } from "graphql";
+import { validate, type GraphQLSchema } from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -18,12 +18,7 @@ import {
   type Services,
 } from "../schema";
 import { DocumentCache } from "./documents";
-import {
-  isSubscriptionTo,
-  renderKeyOf,
-  SharedFrames,
-  type FrameTarget,
-} from "./shared-frames";
+import { SharedFrames, sharedFrameHooks } from "./shared-frames";
 import type { RateLimiter } from "./rate-limit";
 import {
   checkSubscribeLimits,
@@ -72,10 +67,10 @@ export function startWebSocketServer(options: WebSocketOptions) {
   const format = createErrorFormatter(logger, options.production);
   // `messages` events depend on the event alone, so subscriptions to the
   // same document share their execution and serialization.
-  const sharedFrames = new SharedFrames((errors) =>
-    formatResultErrors(format, errors),
+  const sharedFrames = sharedFrameHooks(
+    "messages",
+    new SharedFrames((errors) => formatResultErrors(format, errors)),
   );
-  const frameTargets = new WeakMap<object, FrameTarget>();
   const documents = new DocumentCache();
   const rules = socketValidationRules(options.limits, options.introspection);
   const cleanup = useServer<Record<string, unknown>, SocketExtra>(
@@ -153,21 +148,10 @@ export function startWebSocketServer(options: WebSocketOptions) {
           services: options.services,
           logger,
         };
-        frameTargets.set(context, {
-          id,
-          socket: ctx.extra.socket,
-          request: ctx.extra.request,
-          renderKey: renderKeyOf(payload),
-        });
+        sharedFrames.register(context, ctx.extra, id, payload);
         return context;
       },
-      subscribe: (args) => {
-        const target = frameTargets.get(args.contextValue as object);
-        if (target && isSubscriptionTo(args, "messages")) {
-          return sharedFrames.subscribe(args, target);
-        }
-        return subscribe(args);
-      },
+      subscribe: (args) => sharedFrames.subscribe(args),
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors
           ? { ...result, errors: formatResultErrors(format, result.errors) }

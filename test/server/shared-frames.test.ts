@@ -9,17 +9,14 @@ import {
   GraphQLObjectType,
   GraphQLSchema,
   GraphQLString,
-  subscribe,
 } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import WebSocket, { WebSocketServer } from "ws";
 
 import {
-  isSubscriptionTo,
-  renderKeyOf,
   SharedFrames,
+  sharedFrameHooks,
   SOCKET_HIGH_WATER_BYTES,
-  type FrameTarget,
 } from "../../src/server/shared-frames";
 
 interface Tick {
@@ -138,28 +135,19 @@ const sockets: WebSocket[] = [];
 beforeAll(async () => {
   server = createServer();
   wsServer = new WebSocketServer({ server, path: "/graphql" });
-  const shared = new SharedFrames((errors) => errors.map((e) => e.toJSON()));
-  const targets = new WeakMap<object, FrameTarget>();
+  const hooks = sharedFrameHooks(
+    "ticks",
+    new SharedFrames((errors) => errors.map((e) => e.toJSON())),
+  );
   useServer(
     {
       schema,
       context: (ctx, id, payload) => {
         const context = {};
-        targets.set(context, {
-          id,
-          socket: ctx.extra.socket,
-          request: ctx.extra.request,
-          renderKey: renderKeyOf(payload),
-        });
+        hooks.register(context, ctx.extra, id, payload);
         return context;
       },
-      subscribe: (args) => {
-        const target = targets.get(args.contextValue as object);
-        if (target && isSubscriptionTo(args, "ticks")) {
-          return shared.subscribe(args, target);
-        }
-        return subscribe(args);
-      },
+      subscribe: (args) => hooks.subscribe(args),
     },
     wsServer,
   );
