@@ -149,7 +149,7 @@ export class SharedFrames {
     );
   }
 
-  /** Render groups with at least one stream, for tests and metrics. */
+  /** Returns the number of render groups, each with at least one stream. */
   groupCount(): number {
     return this.groups.size;
   }

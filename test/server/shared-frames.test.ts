@@ -128,6 +128,7 @@ const schema = new GraphQLSchema({
 });
 
 let server: Server;
+let frames: SharedFrames;
 let wsServer: WebSocketServer;
 let url: string;
 const sockets: WebSocket[] = [];
@@ -135,10 +136,8 @@ const sockets: WebSocket[] = [];
 beforeAll(async () => {
   server = createServer();
   wsServer = new WebSocketServer({ server, path: "/graphql" });
-  const hooks = sharedFrameHooks(
-    "ticks",
-    new SharedFrames((errors) => errors.map((e) => e.toJSON())),
-  );
+  frames = new SharedFrames((errors) => errors.map((e) => e.toJSON()));
+  const hooks = sharedFrameHooks("ticks", frames);
   useServer(
     {
       schema,
@@ -233,9 +232,12 @@ describe("SharedFrames", () => {
     subscribeTo(client.socket, "a", TICKS);
     await until(() => sources.length === 1);
 
+    expect(frames.groupCount()).toBe(1);
+
     client.socket.send(JSON.stringify({ id: "a", type: "complete" }));
 
     await until(() => sources[0].returned === true);
+    await until(() => frames.groupCount() === 0);
   });
 
   test("source failure reaches the client as an error", async () => {
