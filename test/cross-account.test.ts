@@ -253,8 +253,8 @@ const MUTATION_ATTEMPTS: Record<string, Attempt | Attempt[]> = {
       variables: () => ({ a: account, q: queue, e: [intruderEmail] }),
       code: "FORBIDDEN",
     },
-    // The intruder's own account with the owner's queue: the queue decides
-    // the account, so the mismatch is rejected before any write.
+    // The intruder's own account with the owner's queue. The queue's name
+    // decides its account, so the mismatch is rejected before any write.
     {
       query: SET_RECIPIENTS,
       variables: () => ({ a: intruderAccount, q: queue, e: [intruderEmail] }),
@@ -318,8 +318,8 @@ const MUTATION_ATTEMPTS: Record<string, Attempt | Attempt[]> = {
     variables: () => ({ e: grantedAdminEmail }),
     code: "FORBIDDEN",
   },
-  // Reserving the owner's account name would not remove the account, but
-  // it is still an admin's decision.
+  // Reserving the owner's account name leaves the account in place, but
+  // only an admin may do it.
   reserveAccountName: {
     query: `mutation ($n: String!) { reserveAccountName(name: $n) { name } }`,
     variables: () => ({ n: account }),
@@ -399,7 +399,10 @@ async function ownerState() {
   };
 }
 
-/** Returns true when the password opens an AMQP connection, else the error. */
+/**
+ * Returns true when the password opens an AMQP connection, else the error
+ * message.
+ */
 async function passwordConnects(
   username: string,
   secret: string,
@@ -448,7 +451,12 @@ test("intruder mutations rejected, state unchanged", async () => {
     const attempts = [MUTATION_ATTEMPTS[mutation] ?? []].flat();
     for (const [index, attempt] of attempts.entries()) {
       const variables = attempt.variables();
-      const response = await gql(gateway, attempt.query, variables, intruderToken);
+      const response = await gql(
+        gateway,
+        attempt.query,
+        variables,
+        intruderToken,
+      );
       // The mutation, the attempt's index and its variables are part of
       // each compared value, so a failure names the attempt.
       const label = { mutation, index, variables };
@@ -473,6 +481,135 @@ test("owner may still do the same", async () => {
   );
   expect(response.data?.createQueue.name).toBe(`queue/${account}/second`);
 });
+
+describe("owner after the intruder", () => {
+  // The owner's objects are the ones the intruder attempts ran against.
+  // The admin-only mutations are left out because owners may not run them.
+  test("owner sets queue and account policies", async () => {
+    const queuePolicy = await ownerMutation(
+      `mutation ($q: String!) {
+        setQueuePolicy(name: $q, warnSize: 1, deleteSize: 2) { deleteSize source }
+      }`,
+      { q: queue },
+    );
+    expect(queuePolicy.setQueuePolicy).toEqual({
+      deleteSize: 2,
+      source: "QUEUE",
+    });
+
+    const accountPolicy = await ownerMutation(
+      `mutation ($a: String!) {
+        setAccountPolicy(account: $a, warnSize: 10, deleteSize: 20) { deleteSize source }
+      }`,
+      { a: account },
+    );
+    expect(accountPolicy.setAccountPolicy).toEqual({
+      deleteSize: 20,
+      source: "ACCOUNT",
+    });
+  });
+
+  test("owner sets notice recipients", async () => {
+    const forAccount = await ownerMutation(SET_RECIPIENTS, {
+      a: account,
+      q: null,
+      e: [ownerEmail],
+    });
+    const accountRecipients = forAccount.setNotificationRecipients;
+    expect(accountRecipients.notifyEmails).toEqual([ownerEmail]);
+
+    const forQueue = await ownerMutation(SET_RECIPIENTS, {
+      a: account,
+      q: queue,
+      e: [ownerEmail],
+    });
+    const queueRecipients = forQueue.setNotificationRecipients;
+    expect(queueRecipients.notifyEmails).toEqual([ownerEmail]);
+  });
+
+  test("owner sets queue limits", async () => {
+    await ownerMutation(
+      `mutation ($a: String!) {
+        setAccountQueueLimits(account: $a, limits: { maxLength: 1000 }) { maxLength }
+      }`,
+      { a: account },
+    );
+    const policy = await brokerPolicy(accountPolicyName(account));
+    expect(policy?.definition["max-length"]).toBe(1000);
+  });
+
+  test("owner adds and removes an owner", async () => {
+    const second = uniqueEmail("second-owner");
+    const added = await ownerMutation(
+      `mutation ($u: String!, $e: String!) {
+        addAccountOwner(username: $u, email: $e) { owners }
+      }`,
+      { u: account, e: second },
+    );
+    expect(added.addAccountOwner.owners).toEqual([ownerEmail, second]);
+
+    const removed = await ownerMutation(
+      `mutation ($u: String!, $e: String!) {
+        removeAccountOwner(username: $u, email: $e) { owners }
+      }`,
+      { u: account, e: second },
+    );
+    expect(removed.removeAccountOwner.owners).toEqual([ownerEmail]);
+  });
+
+  test("owner updates and replaces bindings", async () => {
+    await ownerMutation(
+      `mutation ($q: String!, $e: String!) {
+        updateBinding(
+          input: { queue: $q, exchange: $e, routingKeyPattern: "#" }
+          to: { exchange: $e, routingKeyPattern: "owner.#" }
+        ) { routingKeyPattern }
+      }`,
+      { q: queue, e: exchange },
+    );
+    expect((await ownerState()).bindings).toEqual([`${exchange} owner.#`]);
+
+    await ownerMutation(
+      `mutation ($q: String!, $e: String!) {
+        replaceBindings(queue: $q, bindings: [{ exchange: $e, routingKeyPattern: "#" }]) {
+          queue
+        }
+      }`,
+      { q: queue, e: exchange },
+    );
+    expect((await ownerState()).bindings).toEqual([`${exchange} #`]);
+  });
+
+  test("owner purges the queue", async () => {
+    expect((await channel.checkQueue(queue)).messageCount).toBe(READY_MESSAGES);
+    await ownerMutation(
+      `mutation ($q: String!) { purgeQueue(name: $q) { name } }`,
+      { q: queue },
+    );
+    expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+  });
+
+  test("owner rotates the password", async () => {
+    const rotated = await ownerMutation(
+      `mutation ($u: String!) { rotateAccountPassword(username: $u) { password } }`,
+      { u: account },
+    );
+    const newPassword = rotated.rotateAccountPassword.password as string;
+    expect(await passwordConnects(account, newPassword)).toBe(true);
+    const oldPassword = await passwordConnects(account, password);
+    expect(oldPassword).toMatch(/ACCESS_REFUSED|403/);
+  });
+});
+
+/** Sends a mutation as the owner, expects no errors and returns the data. */
+async function ownerMutation(
+  query: string,
+  variables: Record<string, unknown>,
+): Promise<Record<string, any>> {
+  const response = await gql(gateway, query, variables, ownerToken);
+  expect(response.errors).toBeUndefined();
+  return response.data!;
+}
 
 describe("intruder reads", () => {
   const READS: [name: string, query: string][] = [
