@@ -11,6 +11,7 @@ import {
   Cleanup,
   errorCodes,
   gql,
+  type GraphQLResponse,
   startGateway,
   tokenFor,
   uniqueEmail,
@@ -210,6 +211,56 @@ test("concurrent removals keep one owner", async () => {
   expect(succeeded).toHaveLength(1);
   expect(await ownersOf(username)).toHaveLength(1);
 });
+
+test("removals queued on a lock keep one owner", async () => {
+  const username = uniqueName("queued");
+  await createAccount(username);
+  const otherEmail = uniqueEmail("second");
+  await gql(gateway, ADD_OWNER, { u: username, e: otherEmail }, owner);
+  const other = await tokenFor(otherEmail);
+
+  // Holding the account row's lock makes both removals wait for it, so
+  // the one that gets the lock second starts waiting before the first
+  // commits, every time.
+  let pending: Promise<GraphQLResponse[]> | undefined;
+  await gateway.db.$transaction(
+    async (tx) => {
+      await tx.$queryRaw`
+        SELECT "id" FROM "Account" WHERE "username" = ${username} FOR UPDATE`;
+      pending = Promise.all([
+        gql(gateway, REMOVE_OWNER, { u: username, e: otherEmail }, owner),
+        gql(gateway, REMOVE_OWNER, { u: username, e: ownerEmail }, other),
+      ]);
+      await waitForLockWaiters(2);
+    },
+    { timeout: 20_000 },
+  );
+  const responses = await pending!;
+
+  const succeeded = responses.filter((r) => r.data?.removeAccountOwner);
+  const failed = responses.filter((r) => r.errors);
+  expect(succeeded).toHaveLength(1);
+  expect(failed.flatMap(errorCodes)).toEqual(["CONFLICT"]);
+  expect(await ownersOf(username)).toHaveLength(1);
+});
+
+/** Waits until `count` sessions of the test database wait for a lock. */
+async function waitForLockWaiters(count: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [row] = await gateway.db.$queryRaw<{ waiting: number }[]>`
+      SELECT count(*)::int AS waiting FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+    if (row.waiting >= count) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Timed out after 10000 ms: ${row.waiting} of ${count} sessions ` +
+          `wait for a lock.`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 test("removing a non-owner is not found", async () => {
   const username = uniqueName("absent");

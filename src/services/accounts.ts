@@ -368,19 +368,25 @@ function ownerRows(owners: string[]) {
 /**
  * Locks the account row until the transaction ends and returns its owners,
  * so that owner changes on one account run one at a time.
+ *
+ * The owners are read by a second statement. Under PostgreSQL's default
+ * Read Committed level each statement takes its own snapshot, and a
+ * statement that waited for the lock still reads other tables as of its
+ * start. Joined into the locking statement, the owners could miss a
+ * removal committed during the wait, and two removals could both pass.
  */
 async function lockOwners(
   tx: Prisma.TransactionClient,
   username: string,
 ): Promise<string[]> {
+  const locked = await tx.$queryRaw<{ id: number }[]>`
+    SELECT "id" FROM "Account" WHERE "username" = ${username} FOR UPDATE`;
+  if (locked.length === 0) throw accountNotFound(username);
   const rows = await tx.$queryRaw<{ email: string }[]>`
-    SELECT u."email" FROM "Account" a
-      LEFT JOIN "AccountOwner" o ON o."accountId" = a."id"
-      LEFT JOIN "User" u ON u."id" = o."userId"
-     WHERE a."username" = ${username}
-       FOR UPDATE OF a`;
-  if (rows.length === 0) throw accountNotFound(username);
-  return rows.flatMap((row) => (row.email ? [row.email] : []));
+    SELECT u."email" FROM "AccountOwner" o
+      JOIN "User" u ON u."id" = o."userId"
+     WHERE o."accountId" = ${locked[0].id}`;
+  return rows.map((row) => row.email);
 }
 
 function normalizeOwner(raw: string): string {
