@@ -242,16 +242,29 @@ export class SocketStream implements AsyncIterableIterator<ExecutionResult> {
 
   private async pump(): Promise<void> {
     const { socket } = this.target;
+    // True once the source has ended or failed by itself; otherwise the
+    // pump returns it on the way out, so a bridge subscriber never outlives
+    // its stream. graphql-ws does not return a stream that already ended.
+    let sourceEnded = false;
     try {
       while (!this.stopped) {
         if (socket.bufferedAmount > SOCKET_HIGH_WATER_BYTES) {
           await this.waitForDrain();
           continue;
         }
-        const result = await this.source.next();
-        if (result.done || this.stopped) return;
+        let result: IteratorResult<unknown>;
+        try {
+          result = await this.source.next();
+        } catch (error) {
+          sourceEnded = true;
+          throw error;
+        }
+        if (result.done) {
+          sourceEnded = true;
+          return;
+        }
+        if (this.stopped) return;
         if (socket.readyState !== socket.OPEN) {
-          // graphql-ws returns every stream of a closed socket.
           this.stop();
           return;
         }
@@ -262,6 +275,7 @@ export class SocketStream implements AsyncIterableIterator<ExecutionResult> {
         this.send(this.render(event));
       }
     } finally {
+      if (!sourceEnded) await this.source.return?.();
       this.onFinish();
     }
   }

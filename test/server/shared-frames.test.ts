@@ -241,6 +241,21 @@ describe("SharedFrames", () => {
     await until(() => frames.groupCount() === 0);
   });
 
+  test("closing socket returns the source", async () => {
+    const client = await connect();
+    subscribeTo(client.socket, "a", TICKS);
+    await until(() => sources.length === 1);
+    const [serverSocket] = [...wsServer.clients];
+
+    // The server starts the close, and an event arrives before the socket
+    // has closed: the stream ends there, and graphql-ws no longer holds it.
+    serverSocket.close(1000, "test");
+    sources[0].push({ n: 1, text: "late" });
+
+    await until(() => sources[0].returned === true);
+    await until(() => frames.groupCount() === 0);
+  });
+
   test("source failure reaches the client as an error", async () => {
     const client = await connect();
     subscribeTo(client.socket, "a", TICKS);
