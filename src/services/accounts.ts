@@ -4,7 +4,11 @@ import { randomBytes } from "node:crypto";
 import { isEmail, type Viewer } from "../auth";
 import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
 import type { Prisma } from "../db";
-import { isNotFound } from "../rabbitmq/management";
+import {
+  isNotFound,
+  type Permissions,
+  type UserInfo,
+} from "../rabbitmq/management";
 import {
   accountPermissions,
   queueAccount,
@@ -151,7 +155,9 @@ export class AccountService {
   /**
    * Deletes the account's queues, its row and its RabbitMQ user. The broker
    * calls run inside the database transaction, so a broker failure keeps
-   * the rows; queues deleted before the failure stay deleted.
+   * the rows. When the commit fails after the user was deleted, the user
+   * is created again with its old password hash and permissions. Queues
+   * deleted before a failure stay deleted.
    */
   async delete(viewer: Viewer, username: string): Promise<boolean> {
     const accountId = await authorizeAccount(this.deps, viewer, username);
@@ -159,28 +165,75 @@ export class AccountService {
     // made by other means, such as the gateway's own.
     if (accountId === null) throw accountNotFound(username);
     const { management } = this.deps;
-    const exists = await management.userExists(username);
+    const user = await management.getUser(username);
+    const permissions = user ? await this.readPermissions(username) : null;
     const queues = (await management.listQueues())
       .map((queue) => queue.name)
       .filter((name) => queueAccount(name) === username);
-    await this.deps.db.$transaction(
-      async (tx) => {
-        await tx.queue.deleteMany({ where: { accountName: username } });
-        await tx.account.deleteMany({ where: { username } });
-        for (const name of queues) {
-          await management.deleteQueue(name).catch((error: unknown) => {
-            if (!isNotFound(error)) throw error;
-          });
-        }
-        if (exists) await management.deleteUser(username);
-      },
-      { timeout: TRANSACTION_TIMEOUT_MS },
-    );
+    let userDeleted = false;
+    try {
+      await this.deps.db.$transaction(
+        async (tx) => {
+          await tx.queue.deleteMany({ where: { accountName: username } });
+          await tx.account.deleteMany({ where: { username } });
+          for (const name of queues) {
+            await management.deleteQueue(name).catch((error: unknown) => {
+              if (!isNotFound(error)) throw error;
+            });
+          }
+          if (user) {
+            await management.deleteUser(username);
+            userDeleted = true;
+          }
+        },
+        { timeout: TRANSACTION_TIMEOUT_MS },
+      );
+    } catch (error) {
+      if (user && userDeleted) {
+        await this.restoreBrokerUser(user, permissions);
+      }
+      throw error;
+    }
     this.deps.logger.info(
       { account: username, queues, by: viewer.email },
       "account deleted with its queues",
     );
     return true;
+  }
+
+  /** Returns the user's permissions on the vhost, or null when it has none. */
+  private async readPermissions(username: string): Promise<Permissions | null> {
+    try {
+      return await this.deps.management.getPermissions(username);
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  /** Undoes the deletion of a RabbitMQ user whose account row stayed. */
+  private async restoreBrokerUser(
+    user: UserInfo,
+    permissions: Permissions | null,
+  ): Promise<void> {
+    const { management, logger } = this.deps;
+    try {
+      await management.restoreUser(user);
+      if (permissions) {
+        await management.setPermissions(user.name, {
+          configure: permissions.configure,
+          write: permissions.write,
+          read: permissions.read,
+        });
+      }
+      logger.warn(
+        { account: user.name },
+        "account deletion failed in the database; its RabbitMQ user was " +
+          "restored with its old password",
+      );
+    } catch (undoError) {
+      logCompensationFailure(logger, { account: user.name }, undoError);
+    }
   }
 
   /**

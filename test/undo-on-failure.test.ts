@@ -1,0 +1,241 @@
+// Mutations that change both RabbitMQ and PostgreSQL, with the second step
+// failing for real: a proxy in front of the management API responds 503 to
+// one chosen request, and triggers in the test database raise on chosen
+// rows. After each failure, the broker and the database must agree again.
+import amqp from "amqplib";
+
+import type { Gateway } from "../src/server";
+import { isNotFound } from "../src/rabbitmq/management";
+import {
+  amqpUrlAs,
+  brokerAdmin,
+  Cleanup,
+  declareTestExchange,
+  errorCodes,
+  gql,
+  startGateway,
+  testConfig,
+  tokenFor,
+  uniqueEmail,
+  uniqueName,
+  type GraphQLResponse,
+} from "./harness";
+import { ManagementProxy } from "./management-proxy";
+
+const cleanup = new Cleanup();
+const management = brokerAdmin();
+let proxy: ManagementProxy;
+let gateway: Gateway;
+let owner: string;
+
+// Names that the triggers below make fail. Only this file uses them, so
+// other tests on the same database are not affected.
+const COMMIT_FAILS_ACCOUNT = "undo-commit-";
+const DELETE_FAILS_ACCOUNT = "undo-keep-";
+
+const TRIGGERS_SQL = [
+  `CREATE OR REPLACE FUNCTION undo_test_fail() RETURNS trigger
+     LANGUAGE plpgsql AS $$
+   BEGIN
+     RAISE EXCEPTION 'failure injected by the test on % of %',
+       TG_OP, TG_TABLE_NAME;
+   END $$`,
+  // Deferred, so the failure comes at COMMIT, after every broker call.
+  `CREATE CONSTRAINT TRIGGER undo_test_account_insert
+     AFTER INSERT ON "Account" DEFERRABLE INITIALLY DEFERRED
+     FOR EACH ROW WHEN (NEW."username" LIKE '${COMMIT_FAILS_ACCOUNT}%')
+     EXECUTE FUNCTION undo_test_fail()`,
+  `CREATE CONSTRAINT TRIGGER undo_test_account_delete
+     AFTER DELETE ON "Account" DEFERRABLE INITIALLY DEFERRED
+     FOR EACH ROW WHEN (OLD."username" LIKE '${DELETE_FAILS_ACCOUNT}%')
+     EXECUTE FUNCTION undo_test_fail()`,
+];
+
+const DROP_TRIGGERS_SQL = [
+  `DROP TRIGGER IF EXISTS undo_test_account_insert ON "Account"`,
+  `DROP TRIGGER IF EXISTS undo_test_account_delete ON "Account"`,
+  `DROP FUNCTION IF EXISTS undo_test_fail()`,
+];
+
+beforeAll(async () => {
+  proxy = await ManagementProxy.start(testConfig().managementUrl);
+  cleanup.add(() => proxy.close());
+  gateway = await startGateway({ managementUrl: proxy.url });
+  cleanup.add(() => gateway.stop());
+  cleanup.add(deleteCreatedAccounts);
+  // Runs first, so that the triggers cannot block the deletions.
+  cleanup.add(async () => {
+    for (const sql of DROP_TRIGGERS_SQL) await gateway.db.$executeRawUnsafe(sql);
+  });
+  for (const sql of TRIGGERS_SQL) await gateway.db.$executeRawUnsafe(sql);
+  owner = await tokenFor(uniqueEmail("owner"));
+});
+
+afterEach(() => proxy.clear());
+
+afterAll(() => cleanup.run());
+
+/** Escapes a name for a regular expression of management paths. */
+function escaped(name: string): string {
+  return encodeURIComponent(name).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+const VHOST = escaped(testConfig().vhost);
+
+function pathOf(...segments: string[]): RegExp {
+  return new RegExp(`^/api/${segments.join("/")}$`);
+}
+
+const CREATE_ACCOUNT = `mutation ($input: CreateAccountInput!) {
+  createAccount(input: $input) { account { username } password }
+}`;
+
+const DELETE_ACCOUNT = `mutation ($username: String!) {
+  deleteAccount(username: $username)
+}`;
+
+const ROTATE_PASSWORD = `mutation ($username: String!) {
+  rotateAccountPassword(username: $username) { password }
+}`;
+
+const createdAccounts: string[] = [];
+
+async function createAccount(username: string): Promise<GraphQLResponse> {
+  // Recorded first, so the account goes whatever the test leaves behind.
+  createdAccounts.push(username);
+  return gql(gateway, CREATE_ACCOUNT, { input: { username } }, owner);
+}
+
+async function deleteCreatedAccounts(): Promise<void> {
+  proxy.clear();
+  for (const username of createdAccounts) {
+    await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+    await management.deleteUser(username).catch(() => undefined);
+  }
+}
+
+async function accountRowExists(username: string): Promise<boolean> {
+  const row = await gateway.db.account.findUnique({ where: { username } });
+  return row !== null;
+}
+
+async function brokerUserExists(username: string): Promise<boolean> {
+  return management.userExists(username);
+}
+
+describe("createAccount", () => {
+  test("permission failure leaves no user", async () => {
+    const username = uniqueName("undo-permissions");
+    const failing = proxy.add({
+      method: "PUT",
+      path: pathOf("permissions", VHOST, escaped(username)),
+      status: 503,
+    });
+
+    const response = await createAccount(username);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerUserExists(username)).toBe(false);
+    expect(await accountRowExists(username)).toBe(false);
+  });
+
+  test("user creation failure leaves no row", async () => {
+    const username = uniqueName("undo-user");
+    const failing = proxy.add({
+      method: "PUT",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+    });
+
+    const response = await createAccount(username);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerUserExists(username)).toBe(false);
+    expect(await accountRowExists(username)).toBe(false);
+  });
+
+  test("commit failure deletes the user", async () => {
+    const username = uniqueName(`${COMMIT_FAILS_ACCOUNT}account`);
+
+    const response = await createAccount(username);
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await accountRowExists(username)).toBe(false);
+    expect(await brokerUserExists(username)).toBe(false);
+  });
+});
+
+describe("deleteAccount", () => {
+  test("user deletion failure keeps both", async () => {
+    const username = uniqueName("undo-delete");
+    expect((await createAccount(username)).errors).toBeUndefined();
+    const failing = proxy.add({
+      method: "DELETE",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+    });
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await accountRowExists(username)).toBe(true);
+    expect(await brokerUserExists(username)).toBe(true);
+  });
+
+  test("commit failure restores the user", async () => {
+    const username = uniqueName(`${DELETE_FAILS_ACCOUNT}account`);
+    const created = await createAccount(username);
+    expect(created.errors).toBeUndefined();
+    const permissions = await management.getPermissions(username);
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await accountRowExists(username)).toBe(true);
+    expect(await brokerUserExists(username)).toBe(true);
+    expect(await management.getPermissions(username)).toEqual(permissions);
+    const password = created.data!.createAccount.password as string;
+    expect(await passwordAccepted(username, password)).toBe(true);
+  });
+});
+
+describe("rotateAccountPassword", () => {
+  test("failed change keeps the old password", async () => {
+    const username = uniqueName("undo-rotate");
+    const created = await createAccount(username);
+    expect(created.errors).toBeUndefined();
+    const failing = proxy.add({
+      method: "PUT",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+    });
+
+    const response = await gql(gateway, ROTATE_PASSWORD, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await accountRowExists(username)).toBe(true);
+    const oldPassword = created.data!.createAccount.password as string;
+    expect(await passwordAccepted(username, oldPassword)).toBe(true);
+  });
+});
+
+/** Opens and closes an AMQP connection as the account. */
+async function passwordAccepted(
+  username: string,
+  password: string,
+): Promise<boolean> {
+  try {
+    const connection = await amqp.connect(amqpUrlAs(username, password));
+    await connection.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+void declareTestExchange;
+void isNotFound;
