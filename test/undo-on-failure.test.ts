@@ -32,6 +32,9 @@ let owner: string;
 // other tests on the same database are not affected.
 const COMMIT_FAILS_ACCOUNT = "undo-commit-";
 const DELETE_FAILS_ACCOUNT = "undo-keep-";
+const INSERT_FAILS_QUEUE = "undo-row-";
+const INSERT_FAILS_PATTERN = "undo-row.";
+const DELETE_FAILS_PATTERN = "undo-keep.";
 
 const TRIGGERS_SQL = [
   `CREATE OR REPLACE FUNCTION undo_test_fail() RETURNS trigger
@@ -49,11 +52,28 @@ const TRIGGERS_SQL = [
      AFTER DELETE ON "Account" DEFERRABLE INITIALLY DEFERRED
      FOR EACH ROW WHEN (OLD."username" LIKE '${DELETE_FAILS_ACCOUNT}%')
      EXECUTE FUNCTION undo_test_fail()`,
+  `CREATE TRIGGER undo_test_queue_insert
+     BEFORE INSERT ON "Queue"
+     FOR EACH ROW WHEN (NEW."name" LIKE 'queue/%/${INSERT_FAILS_QUEUE}%')
+     EXECUTE FUNCTION undo_test_fail()`,
+  `CREATE TRIGGER undo_test_binding_insert
+     BEFORE INSERT ON "Binding"
+     FOR EACH ROW
+     WHEN (NEW."routingKeyPattern" LIKE '${INSERT_FAILS_PATTERN}%')
+     EXECUTE FUNCTION undo_test_fail()`,
+  `CREATE CONSTRAINT TRIGGER undo_test_binding_delete
+     AFTER DELETE ON "Binding" DEFERRABLE INITIALLY DEFERRED
+     FOR EACH ROW
+     WHEN (OLD."routingKeyPattern" LIKE '${DELETE_FAILS_PATTERN}%')
+     EXECUTE FUNCTION undo_test_fail()`,
 ];
 
 const DROP_TRIGGERS_SQL = [
   `DROP TRIGGER IF EXISTS undo_test_account_insert ON "Account"`,
   `DROP TRIGGER IF EXISTS undo_test_account_delete ON "Account"`,
+  `DROP TRIGGER IF EXISTS undo_test_queue_insert ON "Queue"`,
+  `DROP TRIGGER IF EXISTS undo_test_binding_insert ON "Binding"`,
+  `DROP TRIGGER IF EXISTS undo_test_binding_delete ON "Binding"`,
   `DROP FUNCTION IF EXISTS undo_test_fail()`,
 ];
 
@@ -223,6 +243,107 @@ describe("rotateAccountPassword", () => {
   });
 });
 
+const CREATE_QUEUE = `mutation ($input: CreateQueueInput!) {
+  createQueue(input: $input) { name }
+}`;
+
+const DELETE_QUEUE = `mutation ($name: String!) { deleteQueue(name: $name) }`;
+
+async function queueExists(name: string): Promise<boolean> {
+  try {
+    await management.getQueue(name);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+
+async function queueRowExists(name: string): Promise<boolean> {
+  const row = await gateway.db.queue.findUnique({ where: { name } });
+  return row !== null;
+}
+
+/** Creates an account for the tests of one describe block. */
+async function accountForQueues(prefix: string): Promise<string> {
+  const username = uniqueName(prefix);
+  const response = await createAccount(username);
+  expect(response.errors).toBeUndefined();
+  return username;
+}
+
+describe("createQueue", () => {
+  let account: string;
+
+  beforeAll(async () => {
+    account = await accountForQueues("undo-queues");
+  });
+
+  test("declare failure leaves no queue", async () => {
+    const name = uniqueName("declare");
+    const queue = `queue/${account}/${name}`;
+    const failing = proxy.add({
+      method: "PUT",
+      path: pathOf("queues", VHOST, escaped(queue)),
+      status: 503,
+    });
+
+    const response = await gql(
+      gateway,
+      CREATE_QUEUE,
+      { input: { account, name } },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await queueExists(queue)).toBe(false);
+    expect(await queueRowExists(queue)).toBe(false);
+  });
+
+  test("row failure deletes the queue", async () => {
+    const name = uniqueName(`${INSERT_FAILS_QUEUE}queue`);
+    const queue = `queue/${account}/${name}`;
+
+    const response = await gql(
+      gateway,
+      CREATE_QUEUE,
+      { input: { account, name } },
+      owner,
+    );
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await queueRowExists(queue)).toBe(false);
+    expect(await queueExists(queue)).toBe(false);
+  });
+});
+
+describe("deleteQueue", () => {
+  test("broker failure keeps the row", async () => {
+    const account = await accountForQueues("undo-queue-delete");
+    const queue = `queue/${account}/kept`;
+    const created = await gql(
+      gateway,
+      CREATE_QUEUE,
+      { input: { account, name: "kept" } },
+      owner,
+    );
+    expect(created.errors).toBeUndefined();
+    const failing = proxy.add({
+      method: "DELETE",
+      path: pathOf("queues", VHOST, escaped(queue)),
+      status: 503,
+    });
+
+    const response = await gql(gateway, DELETE_QUEUE, { name: queue }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await queueExists(queue)).toBe(true);
+    expect(await queueRowExists(queue)).toBe(true);
+  });
+});
+
 /** Opens and closes an AMQP connection as the account. */
 async function passwordAccepted(
   username: string,
@@ -236,6 +357,3 @@ async function passwordAccepted(
     return false;
   }
 }
-
-void declareTestExchange;
-void isNotFound;
