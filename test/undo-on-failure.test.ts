@@ -344,6 +344,271 @@ describe("deleteQueue", () => {
   });
 });
 
+const CREATE_BINDING = `mutation ($input: BindingInput!) {
+  createBinding(input: $input) { queue }
+}`;
+
+const DELETE_BINDING = `mutation ($input: BindingInput!) {
+  deleteBinding(input: $input)
+}`;
+
+const UPDATE_BINDING = `mutation ($input: BindingInput!, $to: BindingTargetInput!) {
+  updateBinding(input: $input, to: $to) { queue }
+}`;
+
+const REPLACE_BINDINGS = `mutation ($queue: String!, $bindings: [BindingTargetInput!]!) {
+  replaceBindings(queue: $queue, bindings: $bindings) { queue }
+}`;
+
+/** Bindings of the queue on the broker, as "exchange pattern", sorted. */
+async function brokerBindings(queue: string): Promise<string[]> {
+  const bindings = await management.listQueueBindings(queue);
+  return bindings
+    .filter((binding) => binding.source !== "")
+    .map((binding) => `${binding.source} ${binding.routing_key}`)
+    .sort();
+}
+
+/** Binding rows of the queue, as "exchange pattern", sorted. */
+async function bindingRows(queue: string): Promise<string[]> {
+  const rows = await gateway.db.binding.findMany({
+    where: { queue: { name: queue } },
+  });
+  return rows.map((row) => `${row.exchange} ${row.routingKeyPattern}`).sort();
+}
+
+function bindingPath(exchange: string, queue: string, suffix = ""): RegExp {
+  return pathOf(
+    "bindings",
+    VHOST,
+    "e",
+    escaped(exchange),
+    "q",
+    escaped(queue) + suffix,
+  );
+}
+
+describe("bindings", () => {
+  let queue: string;
+  // The binding whose deletion the trigger makes fail stays on this queue.
+  let keptQueue: string;
+  let first: string;
+  let second: string;
+
+  beforeAll(async () => {
+    const account = await accountForQueues("undo-bindings");
+    for (const name of ["bound", "kept"]) {
+      const created = await gql(
+        gateway,
+        CREATE_QUEUE,
+        { input: { account, name } },
+        owner,
+      );
+      expect(created.errors).toBeUndefined();
+    }
+    queue = `queue/${account}/bound`;
+    keptQueue = `queue/${account}/kept`;
+    first = `exchange/${uniqueName("undo-first")}/v1`;
+    second = `exchange/${uniqueName("undo-second")}/v1`;
+    await declareTestExchange(gateway, cleanup, first);
+    await declareTestExchange(gateway, cleanup, second);
+  });
+
+  /** Makes the queue's bindings exactly `patterns` on the first exchange. */
+  async function startWith(
+    patterns: string[],
+    target: string = queue,
+  ): Promise<void> {
+    const response = await gql(
+      gateway,
+      REPLACE_BINDINGS,
+      {
+        queue: target,
+        bindings: patterns.map((routingKeyPattern) => ({
+          exchange: first,
+          routingKeyPattern,
+        })),
+      },
+      owner,
+    );
+    expect(response.errors).toBeUndefined();
+    const expected = patterns.map((pattern) => `${first} ${pattern}`).sort();
+    expect(await brokerBindings(target)).toEqual(expected);
+    expect(await bindingRows(target)).toEqual(expected);
+  }
+
+  test("create: bind failure leaves no row", async () => {
+    await startWith([]);
+    const failing = proxy.add({
+      method: "POST",
+      path: bindingPath(first, queue),
+      status: 503,
+    });
+
+    const response = await gql(
+      gateway,
+      CREATE_BINDING,
+      { input: { queue, exchange: first, routingKeyPattern: "a.#" } },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([]);
+    expect(await bindingRows(queue)).toEqual([]);
+  });
+
+  test("create: row failure unbinds", async () => {
+    await startWith([]);
+
+    const response = await gql(
+      gateway,
+      CREATE_BINDING,
+      {
+        input: {
+          queue,
+          exchange: first,
+          routingKeyPattern: `${INSERT_FAILS_PATTERN}#`,
+        },
+      },
+      owner,
+    );
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await brokerBindings(queue)).toEqual([]);
+    expect(await bindingRows(queue)).toEqual([]);
+  });
+
+  test("delete: unbind failure keeps both", async () => {
+    await startWith(["a.#"]);
+    const failing = proxy.add({
+      method: "DELETE",
+      path: bindingPath(first, queue, "/[^/]+"),
+      status: 503,
+    });
+
+    const response = await gql(
+      gateway,
+      DELETE_BINDING,
+      { input: { queue, exchange: first, routingKeyPattern: "a.#" } },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([`${first} a.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} a.#`]);
+  });
+
+  test("delete: commit failure binds again", async () => {
+    const pattern = `${DELETE_FAILS_PATTERN}#`;
+    await startWith([pattern], keptQueue);
+
+    const response = await gql(
+      gateway,
+      DELETE_BINDING,
+      {
+        input: { queue: keptQueue, exchange: first, routingKeyPattern: pattern },
+      },
+      owner,
+    );
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await brokerBindings(keptQueue)).toEqual([`${first} ${pattern}`]);
+    expect(await bindingRows(keptQueue)).toEqual([`${first} ${pattern}`]);
+  });
+
+  test("replace: second bind failure unbinds first", async () => {
+    await startWith(["old.#"]);
+    const failing = proxy.add({
+      method: "POST",
+      path: bindingPath(second, queue),
+      status: 503,
+    });
+
+    const response = await gql(
+      gateway,
+      REPLACE_BINDINGS,
+      {
+        queue,
+        bindings: [
+          { exchange: first, routingKeyPattern: "a.#" },
+          { exchange: second, routingKeyPattern: "b.#" },
+        ],
+      },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([`${first} old.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} old.#`]);
+  });
+
+  test("replace: row failure unbinds all new", async () => {
+    await startWith(["old.#"]);
+
+    const response = await gql(
+      gateway,
+      REPLACE_BINDINGS,
+      {
+        queue,
+        bindings: [
+          { exchange: second, routingKeyPattern: "a.#" },
+          { exchange: second, routingKeyPattern: `${INSERT_FAILS_PATTERN}#` },
+        ],
+      },
+      owner,
+    );
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await brokerBindings(queue)).toEqual([`${first} old.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} old.#`]);
+  });
+
+  test("update: row failure keeps the old", async () => {
+    await startWith(["old.#"]);
+
+    const response = await gql(
+      gateway,
+      UPDATE_BINDING,
+      {
+        input: { queue, exchange: first, routingKeyPattern: "old.#" },
+        to: { exchange: second, routingKeyPattern: `${INSERT_FAILS_PATTERN}#` },
+      },
+      owner,
+    );
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await brokerBindings(queue)).toEqual([`${first} old.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} old.#`]);
+  });
+
+  test("update: old unbind failure removes the new", async () => {
+    await startWith(["old.#"]);
+    const failing = proxy.add({
+      method: "DELETE",
+      path: bindingPath(first, queue, "/[^/]+"),
+      status: 503,
+    });
+
+    const response = await gql(
+      gateway,
+      UPDATE_BINDING,
+      {
+        input: { queue, exchange: first, routingKeyPattern: "old.#" },
+        to: { exchange: second, routingKeyPattern: "new.#" },
+      },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([`${first} old.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} old.#`]);
+  });
+});
+
 /** Opens and closes an AMQP connection as the account. */
 async function passwordAccepted(
   username: string,
