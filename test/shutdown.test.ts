@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 
+import { ConfigError, loadConfig } from "../src/config";
 import type { Gateway } from "../src/server";
 import {
   ADMIN_EMAIL,
@@ -201,6 +202,23 @@ function deleteAccountLater(username: string): void {
     await management.deleteUser(username).catch(() => undefined);
   });
 }
+
+describe("SHUTDOWN_GRACE_MS", () => {
+  test("defaults to 10000", () => {
+    expect(loadConfig({}).shutdownGraceMs).toBe(10_000);
+  });
+
+  test("read from the environment", () => {
+    expect(loadConfig({ SHUTDOWN_GRACE_MS: "2500" }).shutdownGraceMs).toBe(2500);
+  });
+
+  test("zero rejected with the setting", () => {
+    expect(() => loadConfig({ SHUTDOWN_GRACE_MS: "0" })).toThrow(ConfigError);
+    expect(() => loadConfig({ SHUTDOWN_GRACE_MS: "0" })).toThrow(
+      /SHUTDOWN_GRACE_MS is "0", expected an integer of at least 1/,
+    );
+  });
+});
 
 describe("SIGTERM with work in flight", () => {
   let gateway: GatewayProcess;
