@@ -1,8 +1,8 @@
 // An HTTP proxy on 127.0.0.1 in front of the real RabbitMQ management API.
 // It forwards every request unchanged, except those matching a rule: the
-// proxy delays them, then responds with an error status or forwards them. Tests point
-// a gateway's RABBITMQ_MANAGEMENT_URL at it to make one broker step fail
-// for real, or to keep a request in flight.
+// proxy delays them, then responds with an error status or forwards them.
+// Tests point a gateway's RABBITMQ_MANAGEMENT_URL at it to make one broker
+// step fail for real, or to keep a request in flight.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 

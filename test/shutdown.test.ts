@@ -209,7 +209,8 @@ describe("SHUTDOWN_GRACE_MS", () => {
   });
 
   test("read from the environment", () => {
-    expect(loadConfig({ SHUTDOWN_GRACE_MS: "2500" }).shutdownGraceMs).toBe(2500);
+    const config = loadConfig({ SHUTDOWN_GRACE_MS: "2500" });
+    expect(config.shutdownGraceMs).toBe(2500);
   });
 
   test("zero rejected with the setting", () => {
@@ -246,7 +247,11 @@ describe("SIGTERM with work in flight", () => {
     );
     subscriber.subscribe(
       { query: MESSAGES, variables: { exchange } },
-      { next: () => undefined, error: () => undefined, complete: () => undefined },
+      {
+        next: () => undefined,
+        error: () => undefined,
+        complete: () => undefined,
+      },
     );
     await eventually(async () =>
       (await liveQueuesBoundTo(exchange)).length > 0 ? true : undefined,

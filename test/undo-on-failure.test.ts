@@ -85,7 +85,9 @@ beforeAll(async () => {
   cleanup.add(deleteCreatedAccounts);
   // Runs first, so that the triggers cannot block the deletions.
   cleanup.add(async () => {
-    for (const sql of DROP_TRIGGERS_SQL) await gateway.db.$executeRawUnsafe(sql);
+    for (const sql of DROP_TRIGGERS_SQL) {
+      await gateway.db.$executeRawUnsafe(sql);
+    }
   });
   for (const sql of TRIGGERS_SQL) await gateway.db.$executeRawUnsafe(sql);
   owner = await tokenFor(uniqueEmail("owner"));
@@ -352,13 +354,15 @@ const DELETE_BINDING = `mutation ($input: BindingInput!) {
   deleteBinding(input: $input)
 }`;
 
-const UPDATE_BINDING = `mutation ($input: BindingInput!, $to: BindingTargetInput!) {
-  updateBinding(input: $input, to: $to) { queue }
-}`;
+const UPDATE_BINDING = `
+  mutation ($input: BindingInput!, $to: BindingTargetInput!) {
+    updateBinding(input: $input, to: $to) { queue }
+  }`;
 
-const REPLACE_BINDINGS = `mutation ($queue: String!, $bindings: [BindingTargetInput!]!) {
-  replaceBindings(queue: $queue, bindings: $bindings) { queue }
-}`;
+const REPLACE_BINDINGS = `
+  mutation ($queue: String!, $bindings: [BindingTargetInput!]!) {
+    replaceBindings(queue: $queue, bindings: $bindings) { queue }
+  }`;
 
 /** Bindings of the queue on the broker, as "exchange pattern", sorted. */
 async function brokerBindings(queue: string): Promise<string[]> {
@@ -508,7 +512,11 @@ describe("bindings", () => {
       gateway,
       DELETE_BINDING,
       {
-        input: { queue: keptQueue, exchange: first, routingKeyPattern: pattern },
+        input: {
+          queue: keptQueue,
+          exchange: first,
+          routingKeyPattern: pattern,
+        },
       },
       owner,
     );

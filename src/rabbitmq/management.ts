@@ -67,7 +67,10 @@ export interface UserInfo {
   name: string;
   password_hash: string;
   hashing_algorithm: string;
-  /** A list on RabbitMQ 3.10; older versions may send a comma-separated string. */
+  /**
+   * A list on RabbitMQ 3.10; older versions may send a comma-separated
+   * string.
+   */
   tags: string[] | string;
 }
 

@@ -263,7 +263,10 @@ export class Gateway {
       return;
     }
     this.currentState = "draining";
-    this.logger.info({ graceMs: this.config.shutdownGraceMs }, "gateway draining");
+    this.logger.info(
+      { graceMs: this.config.shutdownGraceMs },
+      "gateway draining",
+    );
     this.abort.abort();
     await this.apollo?.stop();
     await this.guardian?.stop();

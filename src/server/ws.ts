@@ -34,7 +34,10 @@ import {
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
 
-/** Close code of every open socket when the gateway stops (RFC 6455 "Going away"). */
+/**
+ * Close code of every open socket when the gateway stops (RFC 6455
+ * "Going away").
+ */
 export const SHUTDOWN_CLOSE_CODE = 1001;
 
 export const SHUTDOWN_CLOSE_REASON =

@@ -70,7 +70,10 @@ export class BindingService {
     const { queue, exchange, routingKeyPattern } = input;
     await this.authorize(viewer, input);
     await this.queues.fetchQueue(queue);
-    const removed = await this.removeOne(queue, { exchange, routingKeyPattern });
+    const removed = await this.removeOne(queue, {
+      exchange,
+      routingKeyPattern,
+    });
     if (removed === 0) throw bindingNotFound(input);
     this.deps.logger.info({ ...input, by: viewer.email }, "binding deleted");
     return true;
@@ -127,7 +130,11 @@ export class BindingService {
       await this.removeOne(queue, old);
     } catch (error) {
       await this.removeOne(queue, target).catch((undoError) => {
-        logCompensationFailure(this.deps.logger, { queue, ...target }, undoError);
+        logCompensationFailure(
+          this.deps.logger,
+          { queue, ...target },
+          undoError,
+        );
       });
       throw error;
     }
