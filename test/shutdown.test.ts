@@ -30,7 +30,7 @@ import {
   uniqueName,
   type GraphQLResponse,
 } from "./harness";
-import { ManagementProxy } from "./management-proxy";
+import { ManagementProxy, type ProxyRuleHandle } from "./management-proxy";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -191,6 +191,22 @@ function userPath(username: string): RegExp {
   return new RegExp(`^/api/users/${encodeURIComponent(username)}$`);
 }
 
+/**
+ * Waits until the proxy holds the request's broker call. Fails with the
+ * response instead when the request ends before reaching the broker.
+ */
+async function untilHeld(
+  held: ProxyRuleHandle,
+  request: Promise<unknown>,
+): Promise<void> {
+  const ended = request.then((response) => {
+    throw new Error(
+      `the request ended before its broker call: ${JSON.stringify(response)}`,
+    );
+  });
+  await Promise.race([held.matched(), ended]);
+}
+
 function deleteAccountLater(username: string): void {
   cleanup.add(async () => {
     await gql(
@@ -262,7 +278,7 @@ describe("SIGTERM with work in flight", () => {
     const held = proxy.add({
       method: "PUT",
       path: userPath(account),
-      delayMs: 3000,
+      delayMs: 2000,
     });
     inFlight = gateway.post(
       CREATE_ACCOUNT,
@@ -272,7 +288,7 @@ describe("SIGTERM with work in flight", () => {
     void inFlight.finally(() => {
       inFlightDone = true;
     });
-    await held.matched();
+    await untilHeld(held, inFlight);
 
     signalledAt = Date.now();
     gateway.child.kill("SIGTERM");
@@ -351,7 +367,7 @@ describe("SIGTERM with a grace that runs out", () => {
     inFlight = gateway
       .post(CREATE_ACCOUNT, { input: { username: account } }, adminToken)
       .catch((error: Error) => ({ failed: error.message }));
-    await held.matched();
+    await untilHeld(held, inFlight);
     heldUntil = Date.now() + holdMs;
 
     gateway.child.kill("SIGTERM");
