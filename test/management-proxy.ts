@@ -12,6 +12,11 @@ export interface ProxyRule {
   path: RegExp;
   /** Status sent instead of forwarding; the request is forwarded when unset. */
   status?: number;
+  /**
+   * Forwards the request before responding with `status`, so the broker
+   * makes the change but its response is lost, as when a connection drops.
+   */
+  forwardFirst?: boolean;
   /** Delay before the proxy responds or forwards, in milliseconds (0). */
   delayMs?: number;
   /** Number of matching requests the rule applies to (1). */
@@ -128,15 +133,35 @@ export class ManagementProxy {
         this.forward(req, res);
         return;
       }
+      if (handle.rule.forwardFirst) {
+        this.forwardAndDiscard(req, () => respondWith(res, status, req, path));
+        return;
+      }
       req.resume();
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          error: "injected_failure",
-          reason: `the test proxy answered ${status} to ${req.method} ${path}`,
-        }),
-      );
+      respondWith(res, status, req, path);
     }, delayMs);
+  }
+
+  /** Sends the request to the broker and calls `done` once it responded. */
+  private forwardAndDiscard(
+    req: http.IncomingMessage,
+    done: () => void,
+  ): void {
+    const upstream = http.request(
+      {
+        host: this.target.hostname,
+        port: this.target.port || 80,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (response) => {
+        response.resume();
+        response.once("end", done);
+      },
+    );
+    upstream.on("error", done);
+    req.pipe(upstream);
   }
 
   private forward(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -163,4 +188,19 @@ export class ManagementProxy {
     });
     req.pipe(upstream);
   }
+}
+
+function respondWith(
+  res: http.ServerResponse,
+  status: number,
+  req: http.IncomingMessage,
+  path: string,
+): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(
+    JSON.stringify({
+      error: "injected_failure",
+      reason: `the test proxy responded ${status} to ${req.method} ${path}`,
+    }),
+  );
 }

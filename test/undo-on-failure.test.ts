@@ -178,6 +178,23 @@ describe("createAccount", () => {
     expect(await accountRowExists(username)).toBe(false);
   });
 
+  test("lost user response leaves no user", async () => {
+    const username = uniqueName("undo-lost-user");
+    const failing = proxy.add({
+      method: "PUT",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+      forwardFirst: true,
+    });
+
+    const response = await createAccount(username);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerUserExists(username)).toBe(false);
+    expect(await accountRowExists(username)).toBe(false);
+  });
+
   test("commit failure deletes the user", async () => {
     const username = uniqueName(`${COMMIT_FAILS_ACCOUNT}account`);
 
@@ -462,6 +479,50 @@ describe("bindings", () => {
     expect(await bindingRows(queue)).toEqual([]);
   });
 
+  test("create: lost bind response unbinds", async () => {
+    await startWith([]);
+    const failing = proxy.add({
+      method: "POST",
+      path: bindingPath(first, queue),
+      status: 503,
+      forwardFirst: true,
+    });
+
+    const response = await gql(
+      gateway,
+      CREATE_BINDING,
+      { input: { queue, exchange: first, routingKeyPattern: "a.#" } },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([]);
+    expect(await bindingRows(queue)).toEqual([]);
+  });
+
+  test("create: lost response keeps older binding", async () => {
+    await startWith(["a.#"]);
+    const failing = proxy.add({
+      method: "POST",
+      path: bindingPath(first, queue),
+      status: 503,
+      forwardFirst: true,
+    });
+
+    const response = await gql(
+      gateway,
+      CREATE_BINDING,
+      { input: { queue, exchange: first, routingKeyPattern: "a.#" } },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([`${first} a.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} a.#`]);
+  });
+
   test("create: row failure unbinds", async () => {
     await startWith([]);
 
@@ -544,6 +605,28 @@ describe("bindings", () => {
           { exchange: second, routingKeyPattern: "b.#" },
         ],
       },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([`${first} old.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} old.#`]);
+  });
+
+  test("replace: lost bind response unbinds it", async () => {
+    await startWith(["old.#"]);
+    const failing = proxy.add({
+      method: "POST",
+      path: bindingPath(second, queue),
+      status: 503,
+      forwardFirst: true,
+    });
+
+    const response = await gql(
+      gateway,
+      REPLACE_BINDINGS,
+      { queue, bindings: [{ exchange: second, routingKeyPattern: "b.#" }] },
       owner,
     );
 

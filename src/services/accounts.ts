@@ -387,19 +387,29 @@ export class AccountService {
     }
   }
 
+  /**
+   * Creates the user and its permissions, or deletes the user again when
+   * a step fails. The caller has checked that no such user existed.
+   */
   private async createBrokerUser(
     username: string,
     password: string,
   ): Promise<void> {
-    await this.deps.management.createUser(username, password);
     try {
+      // A failed response does not prove that the broker created nothing.
+      await this.deps.management.createUser(username, password);
       await this.deps.management.setPermissions(
         username,
         accountPermissions(username),
       );
     } catch (error) {
       await this.deps.management.deleteUser(username).catch((undoError) => {
-        logCompensationFailure(this.deps.logger, { account: username }, undoError);
+        if (isNotFound(undoError)) return;
+        logCompensationFailure(
+          this.deps.logger,
+          { account: username },
+          undoError,
+        );
       });
       throw error;
     }

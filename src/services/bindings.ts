@@ -37,24 +37,33 @@ export class BindingService {
     private readonly queues: QueueService,
   ) {}
 
-  /** Binds the queue on the broker, then records the binding. */
+  /**
+   * Binds the queue on the broker, then records the binding. When either
+   * step fails, a binding that did not exist before is removed again.
+   */
   async create(viewer: Viewer, input: BindingInput): Promise<BindingRecord> {
     const { queue, exchange, routingKeyPattern } = input;
+    const target = { exchange, routingKeyPattern };
     const account = await this.authorize(viewer, input);
     const info = await this.queues.fetchQueue(queue);
     await this.requireExchange(exchange);
+    const existed = containsTarget(
+      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
+      target,
+    );
 
-    await this.deps.management.bindQueue(exchange, queue, routingKeyPattern);
     try {
-      await this.recordBindings(account, queue, info.durable, [
-        { exchange, routingKeyPattern },
-      ]);
+      // A failed response does not prove that the broker bound nothing.
+      await this.deps.management.bindQueue(exchange, queue, routingKeyPattern);
+      await this.recordBindings(account, queue, info.durable, [target]);
     } catch (error) {
-      await this.deps.management
-        .unbindQueue(exchange, queue, routingKeyPattern)
-        .catch((undoError) => {
-          logCompensationFailure(this.deps.logger, input, undoError);
-        });
+      if (!existed) {
+        await this.deps.management
+          .unbindQueue(exchange, queue, routingKeyPattern)
+          .catch((undoError) => {
+            logCompensationFailure(this.deps.logger, input, undoError);
+          });
+      }
       throw error;
     }
     this.deps.logger.info({ ...input, by: viewer.email }, "binding created");
@@ -194,7 +203,8 @@ export class BindingService {
 
   /**
    * Binds every target, then runs `record`. When a bind or `record` fails,
-   * the bindings made here are removed again before the error is thrown.
+   * every target is unbound again before the error is thrown, so the
+   * targets must not be bound before the call.
    */
   private async addAll(
     queue: string,
@@ -204,12 +214,14 @@ export class BindingService {
     const bound: BindingTarget[] = [];
     try {
       for (const target of targets) {
+        // Added first, because a failed response does not prove that the
+        // broker bound nothing. Unbinding a missing binding does nothing.
+        bound.push(target);
         await this.deps.management.bindQueue(
           target.exchange,
           queue,
           target.routingKeyPattern,
         );
-        bound.push(target);
       }
       await record();
     } catch (error) {
