@@ -224,6 +224,27 @@ describe("deleteAccount", () => {
     expect(await brokerUserExists(username)).toBe(true);
   });
 
+  test("lost deletion response restores the user", async () => {
+    const username = uniqueName("undo-lost-delete");
+    const created = await createAccount(username);
+    expect(created.errors).toBeUndefined();
+    const failing = proxy.add({
+      method: "DELETE",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+      forwardFirst: true,
+    });
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await accountRowExists(username)).toBe(true);
+    expect(await brokerUserExists(username)).toBe(true);
+    const password = created.data!.createAccount.password as string;
+    expect(await passwordAccepted(username, password)).toBe(true);
+  });
+
   test("commit failure restores the user", async () => {
     const username = uniqueName(`${DELETE_FAILS_ACCOUNT}account`);
     const created = await createAccount(username);
@@ -257,6 +278,25 @@ describe("rotateAccountPassword", () => {
     expect(failing.matches).toHaveLength(1);
     expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
     expect(await accountRowExists(username)).toBe(true);
+    const oldPassword = created.data!.createAccount.password as string;
+    expect(await passwordAccepted(username, oldPassword)).toBe(true);
+  });
+
+  test("lost response restores the old password", async () => {
+    const username = uniqueName("undo-lost-rotate");
+    const created = await createAccount(username);
+    expect(created.errors).toBeUndefined();
+    const failing = proxy.add({
+      method: "PUT",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+      forwardFirst: true,
+    });
+
+    const response = await gql(gateway, ROTATE_PASSWORD, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
     const oldPassword = created.data!.createAccount.password as string;
     expect(await passwordAccepted(username, oldPassword)).toBe(true);
   });
@@ -550,6 +590,28 @@ describe("bindings", () => {
       method: "DELETE",
       path: bindingPath(first, queue, "/[^/]+"),
       status: 503,
+    });
+
+    const response = await gql(
+      gateway,
+      DELETE_BINDING,
+      { input: { queue, exchange: first, routingKeyPattern: "a.#" } },
+      owner,
+    );
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await brokerBindings(queue)).toEqual([`${first} a.#`]);
+    expect(await bindingRows(queue)).toEqual([`${first} a.#`]);
+  });
+
+  test("delete: lost unbind response binds again", async () => {
+    await startWith(["a.#"]);
+    const failing = proxy.add({
+      method: "DELETE",
+      path: bindingPath(first, queue, "/[^/]+"),
+      status: 503,
+      forwardFirst: true,
     });
 
     const response = await gql(

@@ -170,7 +170,7 @@ export class AccountService {
     const queues = (await management.listQueues())
       .map((queue) => queue.name)
       .filter((name) => queueAccount(name) === username);
-    let userDeleted = false;
+    let userMayBeDeleted = false;
     try {
       await this.deps.db.$transaction(
         async (tx) => {
@@ -182,14 +182,16 @@ export class AccountService {
             });
           }
           if (user) {
+            // Set first, because a failed response does not prove that
+            // the broker kept the user.
+            userMayBeDeleted = true;
             await management.deleteUser(username);
-            userDeleted = true;
           }
         },
         { timeout: TRANSACTION_TIMEOUT_MS },
       );
     } catch (error) {
-      if (user && userDeleted) {
+      if (user && userMayBeDeleted) {
         await this.restoreBrokerUser(user, permissions);
       }
       throw error;
@@ -320,14 +322,16 @@ export class AccountService {
   /**
    * Gives the RabbitMQ user a new generated password and returns it once.
    * RabbitMQ checks a password only when a connection opens, so clients
-   * connected with the old one keep running until they reconnect.
+   * connected with the old one keep running until they reconnect. When the
+   * change fails, the old password is restored.
    */
   async rotatePassword(
     viewer: Viewer,
     username: string,
   ): Promise<{ account: AccountRecord; password: string }> {
     await this.requireManagedAccount(viewer, username);
-    if (!(await this.deps.management.userExists(username))) {
+    const user = await this.deps.management.getUser(username);
+    if (!user) {
       throw new NotFoundError(
         `Account "${username}" has no RabbitMQ user on the broker; an admin ` +
           `must delete the account and create it again.`,
@@ -335,7 +339,20 @@ export class AccountService {
       );
     }
     const password = randomBytes(24).toString("base64url");
-    await this.deps.management.changePassword(username, password);
+    try {
+      await this.deps.management.changePassword(username, password);
+    } catch (error) {
+      // The broker may have changed the password although the response
+      // failed, so the old one is put back from its hash.
+      await this.deps.management.restoreUser(user).catch((undoError) => {
+        logCompensationFailure(
+          this.deps.logger,
+          { account: username },
+          undoError,
+        );
+      });
+      throw error;
+    }
     this.deps.logger.info(
       { account: username, by: viewer.email },
       "account password rotated",

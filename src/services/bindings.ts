@@ -250,20 +250,24 @@ export class BindingService {
 
   /**
    * Deletes the target's row and unbinds it in one transaction, and returns
-   * the rows and broker bindings removed. A failed commit after the unbind
-   * binds the target again, so the row and the broker still agree.
+   * the rows and broker bindings removed. When the unbind or the commit
+   * fails, a binding that existed is bound again, so the row and the
+   * broker still agree.
    */
   private async removeOne(
     queue: string,
     target: BindingTarget,
   ): Promise<number> {
-    let unbound = 0;
+    const existed = containsTarget(
+      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
+      target,
+    );
     try {
       return await this.deps.db.$transaction(async (tx) => {
         const rows = await tx.binding.deleteMany({
           where: { queue: { name: queue }, ...target },
         });
-        unbound = await this.deps.management.unbindQueue(
+        const unbound = await this.deps.management.unbindQueue(
           target.exchange,
           queue,
           target.routingKeyPattern,
@@ -271,7 +275,7 @@ export class BindingService {
         return rows.count + unbound;
       });
     } catch (error) {
-      if (unbound > 0) {
+      if (existed) {
         await this.deps.management
           .bindQueue(target.exchange, queue, target.routingKeyPattern)
           .catch((undoError) => {
