@@ -134,6 +134,12 @@ export interface Config {
   logLevel: string;
   /** Delay between attempts to reach a missing dependency (5000). */
   retryIntervalMs: number;
+  /**
+   * Time a stopping gateway has to finish requests in flight and close its
+   * connections before the process exits with status 1
+   * (SHUTDOWN_GRACE_MS, 10000).
+   */
+  shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -199,6 +205,7 @@ export function loadConfig(
     ),
     logLevel: env.LOG_LEVEL ?? "info",
     retryIntervalMs: readInt(env, "RETRY_INTERVAL_MS", 5000, 10),
+    shutdownGraceMs: readInt(env, "SHUTDOWN_GRACE_MS", 10_000, 1),
   };
   return { ...config, ...overrides };
 }

@@ -62,6 +62,18 @@ export interface FetchedMessage {
   properties: Record<string, unknown>;
 }
 
+/** A RabbitMQ user as GET /api/users/<name> returns it. */
+export interface UserInfo {
+  name: string;
+  password_hash: string;
+  hashing_algorithm: string;
+  /**
+   * A list on RabbitMQ 3.10; older versions may send a comma-separated
+   * string.
+   */
+  tags: string[] | string;
+}
+
 export interface Permissions {
   configure: string;
   write: string;
@@ -170,6 +182,29 @@ export class ManagementClient {
       if (isNotFound(error)) return false;
       throw error;
     }
+  }
+
+  /** Returns the user with its password hash, or null when it is missing. */
+  async getUser(name: string): Promise<UserInfo | null> {
+    try {
+      return await this.request<UserInfo>("GET", `/api/users/${enc(name)}`);
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Creates a user again from what getUser returned. The stored password
+   * hash is reused, so the user's password keeps working.
+   */
+  async restoreUser(user: UserInfo): Promise<void> {
+    const tags = Array.isArray(user.tags) ? user.tags.join(",") : user.tags;
+    await this.request("PUT", `/api/users/${enc(user.name)}`, {
+      password_hash: user.password_hash,
+      hashing_algorithm: user.hashing_algorithm,
+      tags,
+    });
   }
 
   /** Names of every RabbitMQ user of the broker. */

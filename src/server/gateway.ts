@@ -252,13 +252,21 @@ export class Gateway {
     }
   }
 
-  /** Stops accepting work, drains HTTP and WebSocket clients, closes all. */
+  /**
+   * Stops accepting connections, closes every graphql-ws socket with 1001,
+   * lets HTTP requests in flight finish, then stops the guardian and the
+   * stats poller and closes the live queues, AMQP and the database pool.
+   * HTTP connections still open after config.shutdownGraceMs are cut.
+   */
   async stop(): Promise<void> {
     if (this.currentState === "stopped" || this.currentState === "draining") {
       return;
     }
     this.currentState = "draining";
-    this.logger.info("gateway draining");
+    this.logger.info(
+      { graceMs: this.config.shutdownGraceMs },
+      "gateway draining",
+    );
     this.abort.abort();
     await this.apollo?.stop();
     await this.guardian?.stop();
@@ -349,7 +357,10 @@ export class Gateway {
         this.config.landingPage
           ? ApolloServerPluginLandingPageLocalDefault({ embed: true })
           : ApolloServerPluginLandingPageDisabled(),
-        ApolloServerPluginDrainHttpServer({ httpServer: this.httpServer }),
+        ApolloServerPluginDrainHttpServer({
+          httpServer: this.httpServer,
+          stopGracePeriodMillis: this.config.shutdownGraceMs,
+        }),
         requestChecksPlugin(),
         {
           async serverWillStart() {

@@ -6,9 +6,6 @@ import { ConfigError, loadConfig } from "../config";
 import { createLogger } from "../logger";
 import { Gateway } from "./gateway";
 
-/** Time allowed for draining before the process exits anyway. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
 async function main(): Promise<void> {
   let config;
   try {
@@ -25,13 +22,21 @@ async function main(): Promise<void> {
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down");
+    const graceMs = config.shutdownGraceMs;
+    logger.info({ signal, graceMs }, "shutting down");
     setTimeout(() => {
-      logger.error({ graceMs: SHUTDOWN_GRACE_MS }, "shutdown timed out");
+      logger.error(
+        { graceMs },
+        `shutdown timed out after ${graceMs} ms with work still pending; ` +
+          "exiting with status 1 (raise SHUTDOWN_GRACE_MS to allow more time)",
+      );
       process.exit(1);
-    }, SHUTDOWN_GRACE_MS).unref();
+    }, graceMs).unref();
     gateway.stop().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ signal }, "shutdown complete");
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, "shutdown failed");
         process.exit(1);

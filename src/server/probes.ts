@@ -27,7 +27,11 @@ export async function checkReadiness(
             `start RabbitMQ or check AMQP_URL.`,
         };
   const checks = { database, management, amqp };
-  const ready = Object.values(checks).every((check) => check.ok);
+  // Every dependency may be reachable while the gateway still migrates its
+  // database, and so rejects GraphQL requests, or while it drains to stop.
+  const ready =
+    gateway.state === "ready" &&
+    Object.values(checks).every((check) => check.ok);
   return { ready, state: gateway.state, checks };
 }
 

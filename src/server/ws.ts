@@ -29,6 +29,15 @@ import {
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
 
+/**
+ * Close code of every open socket when the gateway stops (RFC 6455
+ * "Going away").
+ */
+export const SHUTDOWN_CLOSE_CODE = 1001;
+
+export const SHUTDOWN_CLOSE_REASON =
+  "The gateway is shutting down; reconnect to subscribe again.";
+
 type SocketExtra = {
   viewer?: Viewer;
   anonymous?: boolean;
@@ -162,7 +171,19 @@ export function startWebSocketServer(options: WebSocketOptions) {
     wsServer,
   );
   return {
-    dispose: () => cleanup.dispose(),
+    /**
+     * Closes every open socket with 1001 and a reason that names the
+     * shutdown, then stops the WebSocket server. graphql-ws would close
+     * them with a bare "Going away".
+     */
+    dispose: async () => {
+      const open = wsServer.clients.size;
+      for (const socket of wsServer.clients) {
+        socket.close(SHUTDOWN_CLOSE_CODE, SHUTDOWN_CLOSE_REASON);
+      }
+      logger.info({ sockets: open }, "websockets closed for shutdown");
+      await cleanup.dispose();
+    },
     connections: () => connections,
   };
 }

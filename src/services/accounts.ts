@@ -4,7 +4,11 @@ import { randomBytes } from "node:crypto";
 import { isEmail, type Viewer } from "../auth";
 import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
 import type { Prisma } from "../db";
-import { isNotFound } from "../rabbitmq/management";
+import {
+  isNotFound,
+  type Permissions,
+  type UserInfo,
+} from "../rabbitmq/management";
 import {
   accountPermissions,
   queueAccount,
@@ -151,7 +155,9 @@ export class AccountService {
   /**
    * Deletes the account's queues, its row and its RabbitMQ user. The broker
    * calls run inside the database transaction, so a broker failure keeps
-   * the rows; queues deleted before the failure stay deleted.
+   * the rows. When the commit fails after the user was deleted, the user
+   * is created again with its old password hash and permissions. Queues
+   * deleted before a failure stay deleted.
    */
   async delete(viewer: Viewer, username: string): Promise<boolean> {
     const accountId = await authorizeAccount(this.deps, viewer, username);
@@ -159,28 +165,77 @@ export class AccountService {
     // made by other means, such as the gateway's own.
     if (accountId === null) throw accountNotFound(username);
     const { management } = this.deps;
-    const exists = await management.userExists(username);
+    const user = await management.getUser(username);
+    const permissions = user ? await this.readPermissions(username) : null;
     const queues = (await management.listQueues())
       .map((queue) => queue.name)
       .filter((name) => queueAccount(name) === username);
-    await this.deps.db.$transaction(
-      async (tx) => {
-        await tx.queue.deleteMany({ where: { accountName: username } });
-        await tx.account.deleteMany({ where: { username } });
-        for (const name of queues) {
-          await management.deleteQueue(name).catch((error: unknown) => {
-            if (!isNotFound(error)) throw error;
-          });
-        }
-        if (exists) await management.deleteUser(username);
-      },
-      { timeout: TRANSACTION_TIMEOUT_MS },
-    );
+    let userMayBeDeleted = false;
+    try {
+      await this.deps.db.$transaction(
+        async (tx) => {
+          await tx.queue.deleteMany({ where: { accountName: username } });
+          await tx.account.deleteMany({ where: { username } });
+          for (const name of queues) {
+            await management.deleteQueue(name).catch((error: unknown) => {
+              if (!isNotFound(error)) throw error;
+            });
+          }
+          if (user) {
+            // Set first, because a failed response does not prove that
+            // the broker kept the user.
+            userMayBeDeleted = true;
+            await management.deleteUser(username);
+          }
+        },
+        { timeout: TRANSACTION_TIMEOUT_MS },
+      );
+    } catch (error) {
+      if (user && userMayBeDeleted) {
+        await this.restoreBrokerUser(user, permissions);
+      }
+      throw error;
+    }
     this.deps.logger.info(
       { account: username, queues, by: viewer.email },
       "account deleted with its queues",
     );
     return true;
+  }
+
+  /** Returns the user's permissions on the vhost, or null when it has none. */
+  private async readPermissions(username: string): Promise<Permissions | null> {
+    try {
+      return await this.deps.management.getPermissions(username);
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  /** Undoes the deletion of a RabbitMQ user whose account row stayed. */
+  private async restoreBrokerUser(
+    user: UserInfo,
+    permissions: Permissions | null,
+  ): Promise<void> {
+    const { management, logger } = this.deps;
+    try {
+      await management.restoreUser(user);
+      if (permissions) {
+        await management.setPermissions(user.name, {
+          configure: permissions.configure,
+          write: permissions.write,
+          read: permissions.read,
+        });
+      }
+      logger.warn(
+        { account: user.name },
+        "account deletion failed in the database; its RabbitMQ user was " +
+          "restored with its old password",
+      );
+    } catch (undoError) {
+      logCompensationFailure(logger, { account: user.name }, undoError);
+    }
   }
 
   /**
@@ -267,14 +322,16 @@ export class AccountService {
   /**
    * Gives the RabbitMQ user a new generated password and returns it once.
    * RabbitMQ checks a password only when a connection opens, so clients
-   * connected with the old one keep running until they reconnect.
+   * connected with the old one keep running until they reconnect. When the
+   * change fails, the old password is restored.
    */
   async rotatePassword(
     viewer: Viewer,
     username: string,
   ): Promise<{ account: AccountRecord; password: string }> {
     await this.requireManagedAccount(viewer, username);
-    if (!(await this.deps.management.userExists(username))) {
+    const user = await this.deps.management.getUser(username);
+    if (!user) {
       throw new NotFoundError(
         `Account "${username}" has no RabbitMQ user on the broker; an admin ` +
           `must delete the account and create it again.`,
@@ -282,7 +339,20 @@ export class AccountService {
       );
     }
     const password = randomBytes(24).toString("base64url");
-    await this.deps.management.changePassword(username, password);
+    try {
+      await this.deps.management.changePassword(username, password);
+    } catch (error) {
+      // The broker may have changed the password although the response
+      // failed, so the old one is put back from its hash.
+      await this.deps.management.restoreUser(user).catch((undoError) => {
+        logCompensationFailure(
+          this.deps.logger,
+          { account: username },
+          undoError,
+        );
+      });
+      throw error;
+    }
     this.deps.logger.info(
       { account: username, by: viewer.email },
       "account password rotated",
@@ -334,19 +404,29 @@ export class AccountService {
     }
   }
 
+  /**
+   * Creates the user and its permissions, or deletes the user again when
+   * a step fails. The caller has checked that no such user existed.
+   */
   private async createBrokerUser(
     username: string,
     password: string,
   ): Promise<void> {
-    await this.deps.management.createUser(username, password);
     try {
+      // A failed response does not prove that the broker created nothing.
+      await this.deps.management.createUser(username, password);
       await this.deps.management.setPermissions(
         username,
         accountPermissions(username),
       );
     } catch (error) {
       await this.deps.management.deleteUser(username).catch((undoError) => {
-        logCompensationFailure(this.deps.logger, { account: username }, undoError);
+        if (isNotFound(undoError)) return;
+        logCompensationFailure(
+          this.deps.logger,
+          { account: username },
+          undoError,
+        );
       });
       throw error;
     }

@@ -37,46 +37,33 @@ export class BindingService {
     private readonly queues: QueueService,
   ) {}
 
-  /** Binds the queue on the broker, then records the binding. */
+  /**
+   * Binds the queue on the broker, then records the binding. When either
+   * step fails, a binding that did not exist before is removed again.
+   */
   async create(viewer: Viewer, input: BindingInput): Promise<BindingRecord> {
     const { queue, exchange, routingKeyPattern } = input;
+    const target = { exchange, routingKeyPattern };
     const account = await this.authorize(viewer, input);
     const info = await this.queues.fetchQueue(queue);
     await this.requireExchange(exchange);
+    const existed = containsTarget(
+      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
+      target,
+    );
 
-    await this.deps.management.bindQueue(exchange, queue, routingKeyPattern);
     try {
-      const known = await this.deps.db.account.findUnique({
-        where: { username: account },
-        select: { id: true },
-      });
-      const row = await this.deps.db.queue.upsert({
-        where: { name: queue },
-        create: {
-          name: queue,
-          accountName: account,
-          accountId: known?.id,
-          durable: info.durable,
-        },
-        update: {},
-      });
-      await this.deps.db.binding.upsert({
-        where: {
-          queueId_exchange_routingKeyPattern: {
-            queueId: row.id,
-            exchange,
-            routingKeyPattern,
-          },
-        },
-        create: { queueId: row.id, exchange, routingKeyPattern },
-        update: {},
-      });
+      // A failed response does not prove that the broker bound nothing.
+      await this.deps.management.bindQueue(exchange, queue, routingKeyPattern);
+      await this.recordBindings(account, queue, info.durable, [target]);
     } catch (error) {
-      await this.deps.management
-        .unbindQueue(exchange, queue, routingKeyPattern)
-        .catch((undoError) => {
-          logCompensationFailure(this.deps.logger, input, undoError);
-        });
+      if (!existed) {
+        await this.deps.management
+          .unbindQueue(exchange, queue, routingKeyPattern)
+          .catch((undoError) => {
+            logCompensationFailure(this.deps.logger, input, undoError);
+          });
+      }
       throw error;
     }
     this.deps.logger.info({ ...input, by: viewer.email }, "binding created");
@@ -85,22 +72,16 @@ export class BindingService {
 
   /**
    * Removes the binding row and the broker binding in one transaction, so
-   * a broker failure keeps the row.
+   * a broker failure keeps the row. When the commit fails after the
+   * unbind, the broker binding is made again.
    */
   async delete(viewer: Viewer, input: BindingInput): Promise<boolean> {
     const { queue, exchange, routingKeyPattern } = input;
     await this.authorize(viewer, input);
     await this.queues.fetchQueue(queue);
-    const removed = await this.deps.db.$transaction(async (tx) => {
-      const rows = await tx.binding.deleteMany({
-        where: { queue: { name: queue }, exchange, routingKeyPattern },
-      });
-      const unbound = await this.deps.management.unbindQueue(
-        exchange,
-        queue,
-        routingKeyPattern,
-      );
-      return rows.count + unbound;
+    const removed = await this.removeOne(queue, {
+      exchange,
+      routingKeyPattern,
     });
     if (removed === 0) throw bindingNotFound(input);
     this.deps.logger.info({ ...input, by: viewer.email }, "binding deleted");
@@ -109,8 +90,8 @@ export class BindingService {
 
   /**
    * Moves one binding of the queue to another exchange or pattern. The new
-   * binding is made and recorded before the old one is removed, so a
-   * failure leaves the old binding in place.
+   * binding is made and recorded before the old one is removed. A failure
+   * at any step removes the new binding again and leaves the old one.
    */
   async update(
     viewer: Viewer,
@@ -151,17 +132,21 @@ export class BindingService {
     }
     await this.requireExchange(target.exchange);
 
-    await this.addAll(queue, [target], async () => {
-      const row = await this.upsertQueueRow(account, queue, info.durable);
-      await this.deps.db.binding.upsert({
-        where: {
-          queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
-        },
-        create: { queueId: row.id, ...target },
-        update: {},
+    await this.addAll(queue, [target], () =>
+      this.recordBindings(account, queue, info.durable, [target]),
+    );
+    try {
+      await this.removeOne(queue, old);
+    } catch (error) {
+      await this.removeOne(queue, target).catch((undoError) => {
+        logCompensationFailure(
+          this.deps.logger,
+          { queue, ...target },
+          undoError,
+        );
       });
-    });
-    await this.removeAll(queue, [old]);
+      throw error;
+    }
     this.deps.logger.info(
       { queue, from: old, to: target, by: viewer.email },
       "binding updated",
@@ -202,20 +187,11 @@ export class BindingService {
     const removed = current.filter((t) => !containsTarget(desired, t));
     for (const target of added) await this.requireExchange(target.exchange);
 
-    await this.addAll(queue, added, async () => {
-      const row = await this.upsertQueueRow(account, queue, info.durable);
-      // Every desired binding gets its row, including those that were on
-      // the broker already, declared over AMQP.
-      for (const target of desired) {
-        await this.deps.db.binding.upsert({
-          where: {
-            queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
-          },
-          create: { queueId: row.id, ...target },
-          update: {},
-        });
-      }
-    });
+    // Every desired binding gets its row, including those that were on the
+    // broker already, declared over AMQP.
+    await this.addAll(queue, added, () =>
+      this.recordBindings(account, queue, info.durable, desired),
+    );
     await this.removeAll(queue, removed);
     this.deps.logger.info(
       { queue, added, removed, by: viewer.email },
@@ -227,7 +203,8 @@ export class BindingService {
 
   /**
    * Binds every target, then runs `record`. When a bind or `record` fails,
-   * the bindings made here are removed again before the error is thrown.
+   * every target is unbound again before the error is thrown, so the
+   * targets must not be bound before the call.
    */
   private async addAll(
     queue: string,
@@ -237,12 +214,14 @@ export class BindingService {
     const bound: BindingTarget[] = [];
     try {
       for (const target of targets) {
+        // Added first, because a failed response does not prove that the
+        // broker bound nothing. Unbinding a missing binding does nothing.
+        bound.push(target);
         await this.deps.management.bindQueue(
           target.exchange,
           queue,
           target.routingKeyPattern,
         );
-        bound.push(target);
       }
       await record();
     } catch (error) {
@@ -266,38 +245,85 @@ export class BindingService {
     queue: string,
     targets: BindingTarget[],
   ): Promise<void> {
-    for (const target of targets) {
-      await this.deps.db.$transaction(async (tx) => {
-        await tx.binding.deleteMany({
+    for (const target of targets) await this.removeOne(queue, target);
+  }
+
+  /**
+   * Deletes the target's row and unbinds it in one transaction, and returns
+   * the rows and broker bindings removed. When the unbind or the commit
+   * fails, a binding that existed is bound again, so the row and the
+   * broker still agree.
+   */
+  private async removeOne(
+    queue: string,
+    target: BindingTarget,
+  ): Promise<number> {
+    const existed = containsTarget(
+      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
+      target,
+    );
+    try {
+      return await this.deps.db.$transaction(async (tx) => {
+        const rows = await tx.binding.deleteMany({
           where: { queue: { name: queue }, ...target },
         });
-        await this.deps.management.unbindQueue(
+        const unbound = await this.deps.management.unbindQueue(
           target.exchange,
           queue,
           target.routingKeyPattern,
         );
+        return rows.count + unbound;
       });
+    } catch (error) {
+      if (existed) {
+        await this.deps.management
+          .bindQueue(target.exchange, queue, target.routingKeyPattern)
+          .catch((undoError) => {
+            logCompensationFailure(
+              this.deps.logger,
+              { queue, ...target },
+              undoError,
+            );
+          });
+      }
+      throw error;
     }
   }
 
-  private async upsertQueueRow(
+  /**
+   * Stores the queue's row and a row per target in one transaction, so a
+   * failure stores none of them.
+   */
+  private async recordBindings(
     account: string,
     queue: string,
     durable: boolean,
-  ) {
-    const known = await this.deps.db.account.findUnique({
-      where: { username: account },
-      select: { id: true },
-    });
-    return this.deps.db.queue.upsert({
-      where: { name: queue },
-      create: {
-        name: queue,
-        accountName: account,
-        accountId: known?.id,
-        durable,
-      },
-      update: {},
+    targets: BindingTarget[],
+  ): Promise<void> {
+    await this.deps.db.$transaction(async (tx) => {
+      const known = await tx.account.findUnique({
+        where: { username: account },
+        select: { id: true },
+      });
+      const row = await tx.queue.upsert({
+        where: { name: queue },
+        create: {
+          name: queue,
+          accountName: account,
+          accountId: known?.id,
+          durable,
+        },
+        update: {},
+      });
+      for (const target of targets) {
+        await tx.binding.upsert({
+          where: {
+            queueId_exchange_routingKeyPattern: { queueId: row.id, ...target },
+          },
+          create: { queueId: row.id, ...target },
+          update: {},
+        });
+      }
     });
   }
 
