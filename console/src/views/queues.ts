@@ -167,7 +167,7 @@ export function queuesView(session: Session): View {
       update: (queue) => {
         meter.max = Math.max(queue.policy.deleteSize, 1);
         meter.high = queue.policy.warnSize;
-        meter.low = Math.floor(queue.policy.warnSize / 2);
+        meter.low = queue.policy.warnSize;
         meter.optimum = 0;
         meter.value = queue.messages ?? 0;
         figures.textContent =

@@ -1,0 +1,258 @@
+// Drives the web console in headless Chromium against a real gateway:
+// sign-in, an account, a queue bound to an exchange, recorded messages
+// from samples/ in the inspector and the queue's size, and a guardian
+// event. Set CONSOLE_SCREENSHOTS=1 to rewrite docs/console/*.png.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+
+import { readRecording, publishRecording, type RecordedMessage } from "../../src/replay";
+import type { Gateway } from "../../src/server";
+import {
+  Cleanup,
+  brokerAdmin,
+  eventually,
+  gql,
+  guardianFor,
+  startGateway,
+  testConfig,
+  tokenFor,
+  uniqueEmail,
+  uniqueName,
+} from "../harness";
+
+const ROOT = path.resolve(__dirname, "../..");
+const CONSOLE_DIR = path.join(ROOT, "dist/console");
+const SCREENSHOT_DIR = path.join(ROOT, "docs/console");
+const SAMPLE = path.join(ROOT, "samples/taskcluster_pulse_messages.json");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS === "1";
+
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+const cleanup = new Cleanup();
+const consoleProblems: string[] = [];
+let gateway: Gateway;
+let context: BrowserContext;
+let page: Page;
+let baseUrl: string;
+
+const email = uniqueEmail("console");
+const account = uniqueName("console");
+const queueName = "completed";
+const queue = `queue/${account}/${queueName}`;
+const exchange = `exchange/${account}/task-completed`;
+let messages: RecordedMessage[];
+
+jest.setTimeout(120_000);
+
+beforeAll(async () => {
+  if (!existsSync(path.join(CONSOLE_DIR, "index.html"))) {
+    execFileSync("npm", ["run", "-s", "build:console"], { cwd: ROOT, stdio: "inherit" });
+  }
+  // Five task-completed messages of the recording, moved to an exchange of
+  // this test's account so that no other test publishes to it.
+  const recording = await readRecording(SAMPLE);
+  messages = recording
+    .filter((m) => m.exchange.endsWith("/task-completed"))
+    .slice(0, 5)
+    .map((m) => ({ ...m, exchange }));
+  expect(messages).toHaveLength(5);
+
+  gateway = await startGateway({
+    consoleDir: CONSOLE_DIR,
+    guardian: { ...testConfig().guardian, intervalMs: 1000 },
+  });
+  cleanup.add(() => gateway.stop());
+  baseUrl = gateway.url.replace(/\/graphql$/, "");
+  cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
+  cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+  cleanup.add(async () => {
+    const channel = await gateway.amqp.createChannel();
+    await channel.deleteExchange(exchange);
+    await channel.close();
+  });
+
+  const userDataDir = await mkdtemp(path.join(os.tmpdir(), "console-chromium-"));
+  cleanup.add(() => rm(userDataDir, { recursive: true, force: true }));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: DESKTOP,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  cleanup.add(() => context.close());
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") {
+      consoleProblems.push(`${message.type()}: ${message.text()}`);
+    }
+  });
+  page.on("pageerror", (error) => consoleProblems.push(`pageerror: ${error.message}`));
+  page.on("dialog", (dialog) => void dialog.accept());
+  if (SCREENSHOTS) await mkdir(SCREENSHOT_DIR, { recursive: true });
+});
+
+afterAll(() => cleanup.run());
+
+/** Saves the page at desktop and phone width when CONSOLE_SCREENSHOTS=1. */
+async function screenshot(name: string): Promise<void> {
+  if (!SCREENSHOTS) return;
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize(DESKTOP);
+}
+
+async function openTab(id: string): Promise<void> {
+  await page.click(`#tab-${id}`);
+  await page.waitForSelector(`section.${id}:not([hidden])`);
+}
+
+test("root serves the console", async () => {
+  const response = await fetch(`${baseUrl}/`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-security-policy")).toContain("default-src 'self'");
+  expect(await response.text()).toContain("Pulse console");
+});
+
+test("API routes still answer", async () => {
+  expect((await fetch(`${baseUrl}/healthz`)).status).toBe(200);
+  const sandbox = await fetch(gateway.url, { headers: { accept: "text/html" } });
+  expect(await sandbox.text()).toContain("Apollo");
+});
+
+test("console signs in and out", async () => {
+  await page.goto(`${baseUrl}/`);
+  await page.waitForSelector("#token");
+  await screenshot("sign-in");
+
+  await page.fill("#token", await tokenFor(email));
+  await page.click("form.signin button[type=submit]");
+  await page.waitForSelector("#viewer-email");
+  expect(await page.textContent("#viewer-email")).toBe(email);
+
+  await page.click("#viewer button");
+  await page.waitForSelector("#token");
+  expect(await page.evaluate("sessionStorage.length")).toBe(0);
+});
+
+test("rejected token shows the error", async () => {
+  await page.fill("#token", "not-a-token");
+  await page.click("form.signin button[type=submit]");
+  await page.waitForSelector(".signin .status.error");
+  expect(await page.textContent(".signin .status")).toMatch(/Sign-in failed/);
+});
+
+test("console creates account and queue", async () => {
+  await page.fill("#token", await tokenFor(email));
+  await page.click("form.signin button[type=submit]");
+  await page.waitForSelector("#viewer-email");
+
+  await openTab("accounts");
+  await page.fill("#account-username", account);
+  await page.click("form[aria-label='Create account'] button");
+  await page.waitForSelector("#new-password");
+  expect((await page.textContent("#new-password"))!.length).toBeGreaterThan(10);
+  await page.waitForSelector(`[data-account='${account}']`);
+
+  // The exchange must exist before a queue is bound to it, as on Pulse.
+  await publishRecording(gateway.amqp, messages);
+
+  await openTab("queues");
+  await page.waitForSelector(`#queue-account option[value='${account}']`, { state: "attached" });
+  await page.selectOption("#queue-account", account);
+  await page.fill("#queue-name", queueName);
+  await page.click("form[aria-label='Create queue'] button");
+  const card = `[data-queue='${queue}']`;
+  await page.waitForSelector(card);
+  await page.fill(`${card} form input >> nth=0`, exchange);
+  await page.click(`${card} form button`);
+  await page.waitForSelector(`${card} .bindings code:text-is('${exchange}')`);
+
+  const stored = await gql(gateway, `{ queue(name: "${queue}") { bindings { exchange } } }`,
+    {}, await tokenFor(email));
+  expect(stored.data?.queue.bindings).toEqual([{ exchange }]);
+});
+
+test("inspector shows published messages", async () => {
+  const query = new URLSearchParams({ exchange, pattern: "#" });
+  await page.goto(`${baseUrl}/?${query}#inspector`);
+  await page.waitForSelector("section.inspector");
+  expect(await page.textContent(".inspector .bindings")).toContain(exchange);
+
+  await page.click("#inspector-start");
+  await eventually(async () =>
+    gateway.live.stats().subscribers >= 1 ? true : undefined);
+  await publishRecording(gateway.amqp, messages);
+
+  await page.locator("table.messages tr.message").nth(messages.length - 1).waitFor();
+  const keys = await page.$$eval("table.messages td.routing-key", (cells) =>
+    cells.map((cell) => cell.textContent));
+  // Newest first: the table is the recording in reverse.
+  expect(keys).toEqual(messages.map((m) => m.routingKey).reverse());
+
+  await page.click("table.messages td.routing-key button >> nth=0");
+  const detail = await page.textContent(".detail");
+  expect(detail).toContain(messages[4].routingKey);
+  expect(detail).toContain("Redelivered");
+  expect(await page.$$(".detail .json details")).not.toHaveLength(0);
+  await screenshot("inspector");
+});
+
+test("queue size grows in my queues", async () => {
+  await openTab("queues");
+  const figures = `[data-queue='${queue}'] .figures`;
+  // The first replay ran before the queue was bound, so the queue contains
+  // only the five messages of the second one.
+  await page.locator(figures, { hasText: /^size 5 / }).waitFor({ timeout: 30_000 });
+  expect(await page.getAttribute(`[data-queue='${queue}'] meter`, "value")).toBe("5");
+  await screenshot("queues");
+});
+
+test("guardian feed shows warning", async () => {
+  await openTab("guardian");
+  await page.fill("#guardian-queue", queue);
+  await page.click("form[aria-label='Filter guardian events'] button");
+  await page.waitForSelector(".guardian .status:text('Watching')");
+
+  const token = await tokenFor(email);
+  const policy = await gql(gateway,
+    `mutation { setQueuePolicy(name: "${queue}", warnSize: 2, deleteSize: 100) { warnSize } }`,
+    {}, token);
+  expect(policy.errors).toBeUndefined();
+  const guardian = guardianFor(gateway);
+  await eventually(async () => {
+    await guardian.check(await gateway.stats.refresh());
+    return (await page.$("tr.kind-warned")) ? true : undefined;
+  }, 30_000, 500);
+  expect(await page.textContent("tr.kind-warned")).toContain(queue);
+});
+
+test("purge and delete queue", async () => {
+  await openTab("queues");
+  const card = `[data-queue='${queue}']`;
+  await page.click(`${card} button:text-is('Purge')`);
+  await page
+    .locator(`${card} .figures`, { hasText: /^size 0 / })
+    .waitFor({ timeout: 30_000 });
+  await page.click(`${card} button:text-is('Delete')`);
+  await page.waitForSelector(card, { state: "detached" });
+});
+
+test("console logs no errors", () => {
+  expect(consoleProblems).toEqual([]);
+});
