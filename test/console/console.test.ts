@@ -4,7 +4,7 @@
 // event. Set CONSOLE_SCREENSHOTS=1 to rewrite docs/console/*.png.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
@@ -117,6 +117,20 @@ async function screenshot(name: string): Promise<void> {
   await page.setViewportSize(DESKTOP);
 }
 
+/**
+ * Waits until the gateway's live queue for the exchange is bound, or gone.
+ * Once it is bound, published messages wait in it until its consumer
+ * starts, so none is missed.
+ */
+async function liveQueueBound(bound: boolean): Promise<void> {
+  await eventually(async () => {
+    const bindings = await brokerAdmin().listBindings();
+    const found = bindings.some((binding) =>
+      binding.source === exchange && binding.destination !== queue);
+    return found === bound ? true : undefined;
+  });
+}
+
 async function openTab(id: string): Promise<void> {
   await page.click(`#tab-${id}`);
   await page.waitForSelector(`section.${id}:not([hidden])`);
@@ -140,10 +154,16 @@ test("console signs in and out", async () => {
   await page.waitForSelector("#token");
   await screenshot("sign-in");
 
-  await page.fill("#token", await tokenFor(email));
-  await page.click("form.signin button[type=submit]");
+  // Keyboard only: the token field has focus, Tab reaches the button.
+  await page.keyboard.insertText(await tokenFor(email));
+  await page.keyboard.press("Tab");
+  expect(await page.evaluate("document.activeElement.textContent")).toBe("Sign in");
+  expect(await page.evaluate("getComputedStyle(document.activeElement).outlineStyle"))
+    .toBe("solid");
+  await page.keyboard.press("Enter");
   await page.waitForSelector("#viewer-email");
   expect(await page.textContent("#viewer-email")).toBe(email);
+  expect(await page.evaluate("sessionStorage.length")).toBe(1);
 
   await page.click("#viewer button");
   await page.waitForSelector("#token");
@@ -195,8 +215,7 @@ test("inspector shows published messages", async () => {
   expect(await page.textContent(".inspector .bindings")).toContain(exchange);
 
   await page.click("#inspector-start");
-  await eventually(async () =>
-    gateway.live.stats().subscribers >= 1 ? true : undefined);
+  await liveQueueBound(true);
   await publishRecording(gateway.amqp, messages);
 
   await page.locator("table.messages tr.message").nth(messages.length - 1).waitFor();
@@ -251,6 +270,68 @@ test("purge and delete queue", async () => {
     .waitFor({ timeout: 30_000 });
   await page.click(`${card} button:text-is('Delete')`);
   await page.waitForSelector(card, { state: "detached" });
+});
+
+test("inspector filters on payload", async () => {
+  await openTab("inspector");
+  await page.click("#inspector-start");
+  await liveQueueBound(false);
+  await page.click("button:text-is('Clear')");
+  // Not valid JSON, so the console sends it as a string.
+  await page.fill("#inspector-path", "status.workerType");
+  await page.fill("#inspector-equals", "gecko-t-osx-1010");
+  await page.press("#inspector-equals", "Tab");
+  expect(new URL(page.url()).searchParams.get("path")).toBe("status.workerType");
+
+  await page.click("#inspector-start");
+  await liveQueueBound(true);
+  await publishRecording(gateway.amqp, messages);
+  // Messages of one binding arrive in order, so once this last matching
+  // message is shown, every earlier one has been filtered.
+  await publishRecording(gateway.amqp, [messages[1]]);
+  await page.locator("table.messages tr.message").nth(2).waitFor();
+
+  const matching = messages.filter((m) =>
+    (m.payload as { status: { workerType: string } }).status.workerType ===
+      "gecko-t-osx-1010");
+  const keys = await page.$$eval("table.messages td.routing-key", (cells) =>
+    cells.map((cell) => cell.textContent));
+  expect(keys).toEqual([messages[1], ...matching.reverse()].map((m) => m.routingKey));
+});
+
+test("inspector downloads messages as JSON", async () => {
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.click("button:text-is('Download JSON')"),
+  ]);
+  const saved = JSON.parse(await readFile((await download.path())!, "utf8"));
+  expect(saved).toHaveLength(3);
+  expect(saved[0].routingKey).toBe(messages[1].routingKey);
+  expect(saved[0].payload).toEqual(messages[1].payload);
+  await page.click("#inspector-start");
+});
+
+test("accounts manage owners and passwords", async () => {
+  await openTab("accounts");
+  const card = `[data-account='${account}']`;
+  const other = uniqueEmail("other");
+  await page.fill(`${card} input[type=email]`, other);
+  await page.click(`${card} form button`);
+  await page.waitForSelector(`${card} li:has-text('${other}')`);
+
+  await page.click(`${card} button[aria-label='Remove owner ${other} from ${account}']`);
+  await page.waitForSelector(`${card} li:has-text('${other}')`, { state: "detached" });
+
+  // The page was loaded again since the account was created, so the first
+  // password is no longer shown.
+  expect(await page.$("#new-password")).toBeNull();
+  await page.click(`${card} button:text-is('Rotate password')`);
+  await page.waitForSelector("#new-password");
+  expect((await page.textContent("#new-password"))!.length).toBeGreaterThan(10);
+
+  await page.click(`${card} button:text-is('Delete account')`);
+  await page.waitForSelector(card, { state: "detached" });
+  expect(await brokerAdmin().userExists(account)).toBe(false);
 });
 
 test("console logs no errors", () => {
