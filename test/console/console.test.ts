@@ -1,9 +1,10 @@
 // Drives the web console in headless Chromium against a real gateway:
 // sign-in, an account, a queue bound to an exchange, recorded messages
 // from samples/ in the inspector and the queue's size, and a guardian
-// event. Set CONSOLE_SCREENSHOTS=1 to rewrite docs/console/*.png.
+// event. The console is built first when its build is missing or older
+// than its sources. Set CONSOLE_SCREENSHOTS=1 to rewrite docs/console/*.png.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -52,7 +53,7 @@ let messages: RecordedMessage[];
 jest.setTimeout(120_000);
 
 beforeAll(async () => {
-  if (!existsSync(path.join(CONSOLE_DIR, "index.html"))) {
+  if (consoleBuildIsStale()) {
     execFileSync("npm", ["run", "-s", "build:console"], { cwd: ROOT, stdio: "inherit" });
   }
   // Five task-completed messages of the recording, moved to an exchange of
@@ -107,6 +108,16 @@ beforeAll(async () => {
 });
 
 afterAll(() => cleanup.run());
+
+/** Returns true when dist/console is missing or older than a source. */
+function consoleBuildIsStale(): boolean {
+  const index = path.join(CONSOLE_DIR, "index.html");
+  if (!existsSync(index)) return true;
+  const builtAt = statSync(index).mtimeMs;
+  const sources = readdirSync(path.join(ROOT, "console"), { recursive: true })
+    .map((name) => path.join(ROOT, "console", String(name)));
+  return sources.some((file) => statSync(file).mtimeMs > builtAt);
+}
 
 /** Saves the page at desktop and phone width when CONSOLE_SCREENSHOTS=1. */
 async function screenshot(name: string): Promise<void> {
