@@ -4,6 +4,12 @@ import { createClient, type Client } from "graphql-ws";
 
 export const GRAPHQL_PATH = "/graphql";
 
+/**
+ * Window event sent when the gateway rejects the token over HTTP, such as
+ * after it expired; its detail is the gateway's message.
+ */
+export const UNAUTHENTICATED_EVENT = "pulse-unauthenticated";
+
 /** A GraphQL error as the gateway returns it, with its extensions.code. */
 export class ApiError extends Error {
   constructor(
@@ -54,7 +60,11 @@ export async function request<T>(
   }
   const first = body.errors?.[0];
   if (first) {
-    throw new ApiError(first.message, first.extensions?.code ?? "UNKNOWN");
+    const code = first.extensions?.code ?? "UNKNOWN";
+    if (code === "UNAUTHENTICATED") {
+      window.dispatchEvent(new CustomEvent(UNAUTHENTICATED_EVENT, { detail: first.message }));
+    }
+    throw new ApiError(first.message, code);
   }
   if (!body.data) {
     throw new ApiError(

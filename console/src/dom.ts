@@ -42,7 +42,7 @@ export function replace(parent: Node, ...children: Child[]): void {
   append(parent, ...children);
 }
 
-/** A status line that screen readers announce when it changes. */
+/** Creates a status line that screen readers announce when it changes. */
 export function statusLine(): HTMLParagraphElement {
   return h("p", { class: "status", role: "status", "aria-live": "polite" });
 }

@@ -4,7 +4,7 @@ import "./style.css";
 
 import type { Client } from "graphql-ws";
 
-import { openSocket, request } from "./api";
+import { ApiError, openSocket, request, UNAUTHENTICATED_EVENT } from "./api";
 import { h, replace, showError, statusLine } from "./dom";
 import { clearToken, loadToken, saveToken } from "./session";
 import type { Session, View } from "./view";
@@ -66,13 +66,17 @@ function showSignIn(message?: string): void {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    void signIn(input.value.trim().replace(/^Bearer\s+/i, ""), status);
+    const token = input.value.trim().replace(/^Bearer\s+/i, "");
+    void signIn(token).then((failure) => {
+      if (failure) showError(status, failure);
+    });
   });
   replace(main, form);
   input.focus();
 }
 
-async function signIn(token: string, status: HTMLElement): Promise<void> {
+/** Signs in with the token; returns why that failed, or null. */
+async function signIn(token: string): Promise<string | null> {
   try {
     const data = await request<{ viewer: { email: string; isAdmin: boolean } }>(
       token,
@@ -80,9 +84,11 @@ async function signIn(token: string, status: HTMLElement): Promise<void> {
     );
     saveToken(token);
     startSession(token, data.viewer);
+    return null;
   } catch (error) {
-    clearToken();
-    showError(status, `Sign-in failed: ${(error as Error).message}`);
+    // Keep a saved token when the gateway is only unreachable.
+    if (error instanceof ApiError && error.code === "UNAUTHENTICATED") clearToken();
+    return `Sign-in failed: ${(error as Error).message}`;
   }
 }
 
@@ -144,6 +150,12 @@ function showTab(): void {
   view.show?.();
 }
 
+window.addEventListener(UNAUTHENTICATED_EVENT, (event) => {
+  if (session) {
+    signOut(`The gateway rejected the token: ${(event as CustomEvent<string>).detail}`);
+  }
+});
+
 window.addEventListener("hashchange", () => {
   showTab();
   main.focus();
@@ -151,8 +163,8 @@ window.addEventListener("hashchange", () => {
 
 const saved = loadToken();
 if (saved) {
-  void signIn(saved, statusLine()).then(() => {
-    if (!session) showSignIn("The saved token was rejected; sign in again.");
+  void signIn(saved).then((failure) => {
+    if (failure) showSignIn(failure);
   });
 } else {
   showSignIn();

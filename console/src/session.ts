@@ -1,5 +1,5 @@
-// The token lives in sessionStorage only, so it ends with the browser tab
-// and is never written to disk by the console.
+// The token is kept in sessionStorage only: unlike localStorage, it is
+// scoped to one tab and cleared when that tab closes.
 const TOKEN_KEY = "pulse-console-token";
 
 export function loadToken(): string | null {

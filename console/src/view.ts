@@ -1,6 +1,6 @@
 import type { Client } from "graphql-ws";
 
-/** What every view gets once the viewer has signed in. */
+/** The signed-in viewer, token and socket that every view is given. */
 export interface Session {
   token: string;
   viewer: { email: string; isAdmin: boolean };

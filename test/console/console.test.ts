@@ -188,6 +188,14 @@ test("rejected token shows the error", async () => {
   expect(await page.textContent(".signin .status")).toMatch(/Sign-in failed/);
 });
 
+test("rejected saved token is removed", async () => {
+  await page.evaluate(`sessionStorage.setItem("pulse-console-token", "stale")`);
+  await page.reload();
+  await page.waitForSelector(".signin .status.error");
+  expect(await page.textContent(".signin .status")).toMatch(/Sign-in failed/);
+  expect(await page.evaluate("sessionStorage.length")).toBe(0);
+});
+
 test("console creates account and queue", async () => {
   await page.fill("#token", await tokenFor(email));
   await page.click("form.signin button[type=submit]");

@@ -14,7 +14,7 @@ import {
 import { jsonView } from "../json-view";
 import type { Session, View } from "../view";
 
-/** Rows kept in the table; older ones are dropped, newest first stays. */
+/** Maximum rows in the table; the oldest are dropped first. */
 const MAX_ROWS = 1000;
 
 interface LiveBinding {
