@@ -1,43 +1,26 @@
-// Live messages of one or more topic bindings, as in Pulse Inspector. The
-// bindings and the filter are kept in the query string, so a copied
-// address opens the same view.
+// Live messages of one or more topic bindings, as in Pulse Inspector, with
+// an optional payload filter, a detail pane and a JSON download.
 import { subscribe } from "../api";
 import {
   downloadText,
-  formatTime,
   h,
   replace,
   showError,
   showInfo,
   statusLine,
 } from "../dom";
-import { jsonView } from "../json-view";
 import type { Session, View } from "../view";
+import {
+  parseEquals,
+  readQuery,
+  writeQuery,
+  type LiveBinding,
+  type PayloadFilter,
+} from "./inspector-query";
+import { messageRow, renderDetail, type LiveMessage } from "./live-message";
 
 /** Maximum rows in the table; the oldest are dropped first. */
 const MAX_ROWS = 1000;
-
-interface LiveBinding {
-  exchange: string;
-  routingKeyPattern: string;
-}
-
-interface PayloadFilter {
-  path: string;
-  /** Raw text; sent as JSON when it parses as JSON, else as a string. */
-  equals: string;
-}
-
-interface LiveMessage {
-  exchange: string;
-  routingKey: string;
-  ccRoutingKeys: string[];
-  redelivered: boolean;
-  timestamp: string;
-  payload: unknown;
-  binding: LiveBinding;
-  notice: { kind: "LOST" | "GAP"; lost: number } | null;
-}
 
 const MESSAGES_SUBSCRIPTION = `
   subscription Inspect($bindings: [LiveBindingInput!], $filter: [PayloadCondition!]) {
@@ -47,49 +30,6 @@ const MESSAGES_SUBSCRIPTION = `
       notice { kind lost }
     }
   }`;
-
-/** Reads bindings and filter from ?exchange=&pattern=&path=&equals=. */
-export function readQuery(search: string): {
-  bindings: LiveBinding[];
-  filter: PayloadFilter | null;
-} {
-  const params = new URLSearchParams(search);
-  const exchanges = params.getAll("exchange");
-  const patterns = params.getAll("pattern");
-  const bindings = exchanges
-    .filter((exchange) => exchange !== "")
-    .map((exchange, index) => ({
-      exchange,
-      routingKeyPattern: patterns[index] || "#",
-    }));
-  const path = params.get("path");
-  const filter = path ? { path, equals: params.get("equals") ?? "" } : null;
-  return { bindings, filter };
-}
-
-function writeQuery(bindings: LiveBinding[], filter: PayloadFilter | null) {
-  const params = new URLSearchParams();
-  for (const binding of bindings) {
-    params.append("exchange", binding.exchange);
-    params.append("pattern", binding.routingKeyPattern);
-  }
-  if (filter) {
-    params.set("path", filter.path);
-    params.set("equals", filter.equals);
-  }
-  const query = params.toString();
-  const url = `${window.location.pathname}${query ? `?${query}` : ""}` +
-    window.location.hash;
-  history.replaceState(null, "", url);
-}
-
-function parseEquals(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
 
 export function inspectorView(session: Session): View {
   const initial = readQuery(window.location.search);
@@ -254,7 +194,7 @@ export function inspectorView(session: Session): View {
     messages.length = 0;
     replace(tableBody);
     selected = null;
-    renderDetail();
+    renderDetail(detail, selected);
     updateCount();
   });
   downloadButton.addEventListener("click", () => {
@@ -266,6 +206,12 @@ export function inspectorView(session: Session): View {
     );
   });
 
+  function select(message: LiveMessage): void {
+    selected = message;
+    renderDetail(detail, selected);
+    detail.focus();
+  }
+
   function updateCount(): void {
     count.textContent = `${messages.length} message(s)` +
       (messages.length >= MAX_ROWS ? `, the newest ${MAX_ROWS} kept` : "");
@@ -273,7 +219,7 @@ export function inspectorView(session: Session): View {
 
   function addMessage(message: LiveMessage): void {
     messages.unshift(message);
-    tableBody.insertBefore(messageRow(message), tableBody.firstChild);
+    tableBody.insertBefore(messageRow(message, select), tableBody.firstChild);
     if (messages.length > MAX_ROWS) {
       messages.pop();
       tableBody.lastChild?.remove();
@@ -281,70 +227,8 @@ export function inspectorView(session: Session): View {
     updateCount();
   }
 
-  function messageRow(message: LiveMessage): HTMLTableRowElement {
-    if (message.notice) {
-      const text = message.notice.kind === "LOST"
-        ? `LOST: ${message.notice.lost} message(s) dropped because this client fell behind.`
-        : "GAP: the gateway lost its broker connection; messages published meanwhile were missed.";
-      return h(
-        "tr",
-        { class: "notice" },
-        h("td", {}, formatTime(message.timestamp)),
-        h("td", { colspan: 2 }, text),
-      );
-    }
-    const show = h(
-      "button",
-      {
-        type: "button",
-        class: "link",
-        onclick: () => {
-          selected = message;
-          renderDetail();
-          detail.focus();
-        },
-      },
-      message.routingKey || "(empty)",
-    );
-    return h(
-      "tr",
-      { class: "message" },
-      h("td", {}, formatTime(message.timestamp)),
-      h("td", { class: "exchange" }, message.exchange),
-      h("td", { class: "routing-key" }, show),
-    );
-  }
-
-  function renderDetail(): void {
-    detail.setAttribute("tabindex", "-1");
-    if (!selected) {
-      replace(detail, h("p", { class: "muted" }, "Select a routing key to see the message."));
-      return;
-    }
-    replace(
-      detail,
-      h("h3", {}, "Message"),
-      h(
-        "dl",
-        {},
-        h("dt", {}, "Exchange"), h("dd", {}, selected.exchange),
-        h("dt", {}, "Routing key"), h("dd", {}, selected.routingKey),
-        h("dt", {}, "CC routing keys"),
-        h("dd", {}, selected.ccRoutingKeys.length
-          ? selected.ccRoutingKeys.join(", ")
-          : "none"),
-        h("dt", {}, "Redelivered"), h("dd", {}, String(selected.redelivered)),
-        h("dt", {}, "Time"), h("dd", {}, selected.timestamp),
-        h("dt", {}, "Binding"),
-        h("dd", {}, `${selected.binding.exchange} ${selected.binding.routingKeyPattern}`),
-      ),
-      h("h4", {}, "Payload"),
-      jsonView(selected.payload),
-    );
-  }
-
   renderBindings();
-  renderDetail();
+  renderDetail(detail, selected);
   updateCount();
 
   const element = h(
