@@ -142,6 +142,14 @@ async function liveQueueBound(bound: boolean): Promise<void> {
   });
 }
 
+/** Returns the page's width at phone width, to compare with the viewport. */
+async function widthAtPhoneSize(): Promise<number> {
+  await page.setViewportSize(PHONE);
+  const width = (await page.evaluate("document.documentElement.scrollWidth")) as number;
+  await page.setViewportSize(DESKTOP);
+  return width;
+}
+
 async function openTab(id: string): Promise<void> {
   await page.click(`#tab-${id}`);
   await page.waitForSelector(`section.${id}:not([hidden])`);
@@ -248,6 +256,7 @@ test("inspector shows published messages", async () => {
   expect(detail).toContain(messages[4].routingKey);
   expect(detail).toContain("Redelivered");
   expect(await page.$$(".detail .json details")).not.toHaveLength(0);
+  expect(await widthAtPhoneSize()).toBeLessThanOrEqual(PHONE.width);
   await screenshot("inspector");
 });
 
@@ -258,6 +267,7 @@ test("queue size grows in my queues", async () => {
   // only the five messages of the second one.
   await page.locator(figures, { hasText: /^size 5 / }).waitFor({ timeout: 30_000 });
   expect(await page.getAttribute(`[data-queue='${queue}'] meter`, "value")).toBe("5");
+  expect(await widthAtPhoneSize()).toBeLessThanOrEqual(PHONE.width);
   await screenshot("queues");
 });
 
