@@ -356,7 +356,12 @@ test("accounts manage owners and passwords", async () => {
   expect(await page.$("#new-password")).toBeNull();
   await page.click(`${card} button:text-is('Rotate password')`);
   await page.waitForSelector("#new-password");
-  expect((await page.textContent("#new-password"))!.length).toBeGreaterThan(10);
+  const password = (await page.textContent("#new-password"))!;
+  expect(password.length).toBeGreaterThan(10);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: baseUrl });
+  await page.click(".secret button:text-is('Copy')");
+  await page.waitForSelector(".secret button:text-is('Copied')");
+  expect(await page.evaluate("navigator.clipboard.readText()")).toBe(password);
 
   await page.click(`${card} button:text-is('Delete account')`);
   await page.waitForSelector(card, { state: "detached" });

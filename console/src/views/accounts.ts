@@ -3,13 +3,8 @@
 import { request } from "../api";
 import { h, replace, showError, showInfo, statusLine } from "../dom";
 import type { Session, View } from "../view";
-
-interface Account {
-  username: string;
-  owners: string[];
-  createdAt: string;
-  queues: { name: string }[];
-}
+import { accountCard, type Account, type AccountActions } from "./account-card";
+import { showPassword } from "./password-box";
 
 const ACCOUNTS_QUERY = `query Accounts {
   accounts { username owners createdAt queues { name } } }`;
@@ -55,7 +50,7 @@ export function accountsView(session: Session): View {
         { input: { username: usernameInput.value.trim(), owners } },
       );
       const { account, password } = data.createAccount;
-      showPassword(account.username, password);
+      showPassword(secretBox, account.username, password);
       usernameInput.value = "";
       ownersInput.value = "";
       showInfo(status, `Created account ${account.username}.`);
@@ -64,40 +59,6 @@ export function accountsView(session: Session): View {
       showError(status, `Creating the account failed: ${(error as Error).message}`);
     }
   });
-
-  function showPassword(username: string, password: string, notice?: string): void {
-    const output = h("output", { id: "new-password", class: "password" }, password);
-    const copy = h("button", { type: "button" }, "Copy");
-    copy.addEventListener("click", async () => {
-      try {
-        await navigator.clipboard.writeText(password);
-        copy.textContent = "Copied";
-      } catch {
-        // Without clipboard access, select the text so Ctrl+C copies it.
-        const range = document.createRange();
-        range.selectNodeContents(output);
-        const selection = window.getSelection();
-        selection?.removeAllRanges();
-        selection?.addRange(range);
-        copy.textContent = "Selected; press Ctrl+C";
-      }
-    });
-    const hide = h("button", {
-      type: "button",
-      onclick: () => {
-        secretBox.hidden = true;
-        replace(secretBox);
-      },
-    }, "Hide");
-    replace(
-      secretBox,
-      h("p", {}, `Password of ${username}. It is shown this once; store it now.`),
-      notice ? h("p", {}, notice) : null,
-      h("div", { class: "row" }, output, copy, hide),
-    );
-    secretBox.hidden = false;
-    copy.focus();
-  }
 
   async function mutate(label: string, query: string, variables: Record<string, unknown>) {
     try {
@@ -111,77 +72,12 @@ export function accountsView(session: Session): View {
     }
   }
 
-  function accountCard(account: Account): HTMLElement {
-    const name = account.username;
-    const ownerInputId = `owner-${name}`;
-    const ownerInput = h("input", { id: ownerInputId, type: "email", required: true });
-    const addOwner = h(
-      "form",
-      { class: "row", "aria-label": `Add owner to ${name}` },
-      h("div", { class: "field grow" }, h("label", { for: ownerInputId }, "New owner's e-mail"), ownerInput),
-      h("button", { type: "submit" }, "Add owner"),
-    );
-    addOwner.addEventListener("submit", (event) => {
-      event.preventDefault();
-      void mutate(`Adding an owner to ${name}`,
-        `mutation AddOwner($username: String!, $email: String!) {
-           addAccountOwner(username: $username, email: $email) { username } }`,
-        { username: name, email: ownerInput.value.trim() });
-    });
-    return h(
-      "article",
-      { class: "card account", "data-account": name },
-      h("h3", {}, name),
-      h("p", { class: "muted" },
-        `Created ${new Date(account.createdAt).toLocaleString()}; ` +
-          `${account.queues.length} queue(s).`),
-      h("h4", {}, "Owners"),
-      h("ul", {}, ...account.owners.map((email) =>
-        h("li", {}, email, " ", h("button", {
-          type: "button",
-          class: "small",
-          "aria-label": `Remove owner ${email} from ${name}`,
-          onclick: () => {
-            if (!window.confirm(`Remove ${email} as an owner of ${name}?`)) return;
-            void mutate(`Removing ${email}`,
-              `mutation RemoveOwner($username: String!, $email: String!) {
-                 removeAccountOwner(username: $username, email: $email) { username } }`,
-              { username: name, email });
-          },
-        }, "Remove")))),
-      addOwner,
-      h("div", { class: "row actions" },
-        h("button", {
-          type: "button",
-          onclick: async () => {
-            if (!window.confirm(`Give ${name} a new password? Clients using the old one must change.`)) return;
-            const data = await mutate(`Rotating the password of ${name}`,
-              `mutation Rotate($username: String!) {
-                 rotateAccountPassword(username: $username) { password notice } }`,
-              { username: name });
-            if (data) {
-              showPassword(name, data.rotateAccountPassword.password,
-                data.rotateAccountPassword.notice);
-            }
-          },
-        }, "Rotate password"),
-        h("button", {
-          type: "button",
-          class: "danger",
-          onclick: () => {
-            if (!window.confirm(`Delete account ${name}, its RabbitMQ user and all its queues?`)) return;
-            void mutate(`Deleting ${name}`,
-              "mutation DeleteAccount($username: String!) { deleteAccount(username: $username) }",
-              { username: name });
-          },
-        }, "Delete account")),
-    );
-  }
+  const actions: AccountActions = { mutate, passwordBox: secretBox };
 
   async function load(): Promise<void> {
     try {
       const data = await request<{ accounts: Account[] }>(session.token, ACCOUNTS_QUERY);
-      replace(list, ...data.accounts.map(accountCard));
+      replace(list, ...data.accounts.map((account) => accountCard(account, actions)));
       if (data.accounts.length === 0) {
         list.appendChild(h("p", { class: "muted" }, "You own no account yet."));
       }
