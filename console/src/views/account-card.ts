@@ -18,7 +18,7 @@ export interface AccountActions {
     query: string,
     variables: Record<string, unknown>,
   ) => Promise<Record<string, any> | null>;
-  /** Where a rotated password is shown. */
+  /** Element that shows a rotated password. */
   passwordBox: HTMLElement;
 }
 
