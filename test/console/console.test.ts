@@ -368,6 +368,21 @@ test("accounts manage owners and passwords", async () => {
   expect(await brokerAdmin().userExists(account)).toBe(false);
 });
 
+test("inspector reports a missing exchange", async () => {
+  await openTab("inspector");
+  const missing = `exchange/${account}/missing`;
+  await page.click(`button[aria-label='Remove binding ${exchange} #']`);
+  await page.fill("#inspector-path", "");
+  await page.fill("#inspector-exchange", missing);
+  await page.click("form[aria-label='Add binding'] button");
+  expect(new URL(page.url()).searchParams.getAll("exchange")).toEqual([missing]);
+
+  await page.click("#inspector-start");
+  await page.waitForSelector(".inspector .status.error");
+  expect(await page.textContent(".inspector .status")).toContain(missing);
+  expect(await page.textContent("#inspector-start")).toBe("Start");
+});
+
 test("console logs no errors", () => {
   expect(consoleProblems).toEqual([]);
 });
