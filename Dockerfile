@@ -14,6 +14,7 @@ RUN npm ci
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY console ./console
 RUN npm run build
 
 ENV HOST=0.0.0.0 PORT=4000

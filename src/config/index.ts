@@ -1,6 +1,7 @@
 // Every setting of the gateway, read from the environment once, here, and
 // passed down. Each default points at a local service on its standard port,
 // so a developer machine with RabbitMQ and PostgreSQL needs no settings.
+import path from "node:path";
 
 export interface JwtConfig {
   /** HS256 secret (JWT_SECRET). Exactly one of secret and jwksUrl is set. */
@@ -131,6 +132,8 @@ export interface Config {
   landingPage: boolean;
   /** Lets sockets without a token use the messages subscription (false). */
   allowAnonymousSubscriptions: boolean;
+  /** Built web console served at "/" (CONSOLE_DIR, dist/console). */
+  consoleDir: string;
   logLevel: string;
   /** Delay between attempts to reach a missing dependency (5000). */
   retryIntervalMs: number;
@@ -152,6 +155,11 @@ export class ConfigError extends Error {
  */
 export const DEVELOPMENT_JWT_SECRET =
   "pulse-gateway-development-secret-do-not-use-in-production";
+
+// `vite build` writes the console to <repository>/dist/console. This file
+// runs as src/config under ts-jest and as dist/config once compiled, and
+// both lie two levels below the repository.
+const DEFAULT_CONSOLE_DIR = path.resolve(__dirname, "../../dist/console");
 
 const DEFAULT_RESERVED_ACCOUNTS = "^(guest|admin|administrator|root)$";
 
@@ -203,6 +211,7 @@ export function loadConfig(
       "ALLOW_ANONYMOUS_SUBSCRIPTIONS",
       false,
     ),
+    consoleDir: path.resolve(env.CONSOLE_DIR || DEFAULT_CONSOLE_DIR),
     logLevel: env.LOG_LEVEL ?? "info",
     retryIntervalMs: readInt(env, "RETRY_INTERVAL_MS", 5000, 10),
     shutdownGraceMs: readInt(env, "SHUTDOWN_GRACE_MS", 10_000, 1),

@@ -52,6 +52,7 @@ import {
   requestLogger,
   type RequestAuth,
 } from "./http";
+import { mountConsole } from "./console";
 import { checkReadiness, collectMetrics } from "./probes";
 import { RateLimiter } from "./rate-limit";
 import { requestChecksPlugin } from "./request-checks";
@@ -410,6 +411,7 @@ export class Gateway {
         context: async ({ res }) => this.httpContext(res),
       }),
     );
+    mountConsole(app, this.config.consoleDir);
     app.use(jsonErrorHandler(this.logger, this.config.limits.maxBodyBytes));
   }
 
