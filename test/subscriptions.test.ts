@@ -108,6 +108,25 @@ test("other patterns receive nothing", async () => {
   other.stop();
 });
 
+test("deeply nested body arrives as text", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const watcher = new Collected(client, MESSAGES, { exchange, pattern: "deep.#" });
+  await eventually(async () =>
+    (await liveQueues()).length === 1 ? true : undefined,
+  );
+
+  // JSON.stringify overflows the stack on this body once parsed.
+  const deep = `{"deep":${"[".repeat(5000)}${"]".repeat(5000)}}`;
+  await gateway.amqp.publish(exchange, "deep.1", Buffer.from(deep), {});
+  await publish("deep.2", { after: true });
+
+  await watcher.until(() => watcher.events.length === 2);
+  expect(watcher.events[0].messages.payload).toBe(deep);
+  expect(watcher.events[1].messages.payload).toEqual({ after: true });
+  watcher.stop();
+});
+
 test("dropped socket removes the live queue", async () => {
   const socket = await rawSubscription(gateway, token, MESSAGES, {
     exchange,

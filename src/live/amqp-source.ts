@@ -19,6 +19,7 @@ import {
 } from "../errors";
 import type { Logger } from "../logger";
 import type { AmqpConnection } from "../rabbitmq/amqp";
+import { parseJsonPayload } from "./payload";
 import type {
   BindingKey,
   LiveMessage,
@@ -428,14 +429,15 @@ class LiveConsumer {
     const text = message.content.toString("utf8");
     let payload: unknown;
     try {
-      payload = JSON.parse(text);
+      payload = parseJsonPayload(text);
     } catch (error) {
       payload = text;
       this.invalidJsonCount += 1;
       if (this.invalidJsonCount === 1) {
         this.logger.warn(
           { queue, routingKey: message.fields.routingKey, err: error },
-          "live message body is not JSON; delivering it as text " +
+          "live message body is not JSON or nested too deeply; " +
+            "delivering it as text " +
             "(logged once per binding)",
         );
       }

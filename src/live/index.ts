@@ -30,3 +30,4 @@ export {
   type PayloadPredicate,
 } from "./filter";
 export { mergeSubscriptions, type TaggedMessage } from "./merge";
+export { MAX_PAYLOAD_DEPTH, parseJsonPayload } from "./payload";

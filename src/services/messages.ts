@@ -3,6 +3,7 @@
 import type { Viewer } from "../auth";
 import { BadInputError } from "../errors";
 import type { FetchedMessage } from "../rabbitmq/management";
+import { parseJsonPayload } from "../live/payload";
 import { authorizeAccount, type ServiceDeps } from "./context";
 import { requireQueueAccount } from "./pulse-names";
 import type { QueueRecord, QueueService } from "./queues";
@@ -96,9 +97,9 @@ function decodePayload(
   // A cut body is never whole JSON, so it is returned as text.
   if (!truncated) {
     try {
-      return { payload: JSON.parse(message.payload), format: "JSON" };
+      return { payload: parseJsonPayload(message.payload), format: "JSON" };
     } catch {
-      // Not JSON: returned as text below.
+      // Not JSON, or nested too deeply: returned as text below.
     }
   }
   return { payload: message.payload, format: "TEXT" };
