@@ -166,6 +166,24 @@ describe("document limits over HTTP", () => {
     expect(body.errors[0].message).toContain("MAX_BODY_BYTES");
   });
 
+  test("oversized WebSocket message closes with 1009", async () => {
+    const socket = new WebSocket(
+      gateway.url.replace(/^http/, "ws"),
+      "graphql-transport-ws",
+    );
+    await new Promise((resolve) => socket.once("open", resolve));
+    const closed = new Promise<number>((resolve) =>
+      socket.once("close", (code) => resolve(code)),
+    );
+    socket.send(
+      JSON.stringify({
+        type: "connection_init",
+        payload: { padding: "x".repeat(LIMITS.maxBodyBytes) },
+      }),
+    );
+    expect(await closed).toBe(1009);
+  });
+
   test("invalid JSON body gets JSON 400", async () => {
     const response = await fetch(gateway.url, {
       method: "POST",

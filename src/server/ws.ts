@@ -70,6 +70,9 @@ export function startWebSocketServer(options: WebSocketOptions) {
   const wsServer = new WebSocketServer({
     server: options.httpServer,
     path: options.path,
+    // The HTTP body limit also bounds each WebSocket message; a larger one
+    // closes the socket with 1009 before it is parsed.
+    maxPayload: options.limits.maxBodyBytes,
   });
   let connections = 0;
   const sockets = new SocketsPerUser(options.limits.maxSocketsPerUser);
