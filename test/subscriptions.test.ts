@@ -305,6 +305,38 @@ describe("queueStats", () => {
     feed.stop();
   });
 
+  test("removed owner stops receiving", async () => {
+    const formerEmail = uniqueEmail("former-owner");
+    const added = await gql(
+      gateway,
+      `mutation ($u: String!, $e: String!) {
+        addAccountOwner(username: $u, email: $e) { username }
+      }`,
+      { u: account, e: formerEmail },
+      owner,
+    );
+    expect(added.errors).toBeUndefined();
+    const client = wsClient(gateway, await tokenFor(formerEmail));
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, STATS, { names: [queue] });
+    await gateway.stats.refresh();
+    await feed.until(() => feed.events.length >= 1);
+
+    const removed = await gql(
+      gateway,
+      `mutation ($u: String!, $e: String!) {
+        removeAccountOwner(username: $u, email: $e) { username }
+      }`,
+      { u: account, e: formerEmail },
+      owner,
+    );
+    expect(removed.errors).toBeUndefined();
+    await gateway.stats.refresh();
+
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.errors[0]).toMatchObject({ extensions: { code: "FORBIDDEN" } });
+  });
+
   test("stranger's queue is forbidden", async () => {
     const stranger = await tokenFor(uniqueEmail("stranger"));
     const client = wsClient(gateway, stranger);

@@ -1,6 +1,7 @@
 import { Repeater, SlidingBuffer } from "@graphql-yoga/subscription";
 import { Arg, Resolver, Root, Subscription } from "type-graphql";
 
+import { isGatewayError } from "../errors";
 import type { QueueRecord } from "../services";
 import type { StatsSnapshot } from "../stats";
 import { requireViewer, type GraphQLContext } from "./context";
@@ -36,20 +37,28 @@ async function subscribeQueueStats(
 ): Promise<AsyncIterable<QueueRecord[]>> {
   const viewer = requireViewer(context);
   const { queues, stats } = context.services;
-  const selection = await queues.authorizeSelection(viewer, args);
+  // Rejects at once when the caller may not see the selection.
+  await queues.authorizeSelection(viewer, args);
   return new Repeater<QueueRecord[]>(async (push, stop) => {
     // Snapshots are turned into records one at a time, so they arrive in
     // the order the poller took them.
     let chain = Promise.resolve();
     const onSnapshot = (snapshot: StatsSnapshot) => {
       chain = chain
-        .then(() => queues.fromSnapshot(snapshot, selection))
+        // Ownership is checked again at every snapshot, so an owner who is
+        // removed stops receiving the account's queues.
+        .then(() => queues.authorizeSelection(viewer, args))
+        .then((current) => queues.fromSnapshot(snapshot, current))
         .then(async (records) => {
           // The buffer keeps only the newest statistics, so a client that
           // reads slowly skips old ones instead of queueing them.
           void push(records);
         })
         .catch((error: unknown) => {
+          if (isGatewayError(error)) {
+            void stop(error);
+            return;
+          }
           context.logger.error(
             { err: error, viewer: viewer.email },
             "queue statistics for a subscription failed",
