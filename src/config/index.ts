@@ -172,10 +172,16 @@ export function loadConfig(
 ): Config {
   const production = env.NODE_ENV === "production";
   const amqpUrl = readUrl(env, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672");
+  const amqpProtocol = new URL(amqpUrl).protocol;
+  if (amqpProtocol !== "amqp:" && amqpProtocol !== "amqps:") {
+    throw new ConfigError(
+      `AMQP_URL is "${amqpUrl}", expected an amqp:// or amqps:// URL.`,
+    );
+  }
   const config: Config = {
     production,
     host: env.HOST ?? "127.0.0.1",
-    port: readInt(env, "PORT", 4000, 0),
+    port: readPort(env),
     databaseUrl: readUrl(
       env,
       "DATABASE_URL",
@@ -212,7 +218,7 @@ export function loadConfig(
       false,
     ),
     consoleDir: path.resolve(env.CONSOLE_DIR || DEFAULT_CONSOLE_DIR),
-    logLevel: env.LOG_LEVEL ?? "info",
+    logLevel: readLogLevel(env),
     retryIntervalMs: readInt(env, "RETRY_INTERVAL_MS", 5000, 10),
     shutdownGraceMs: readInt(env, "SHUTDOWN_GRACE_MS", 10_000, 1),
   };
@@ -353,6 +359,29 @@ function readInt(env: Env, name: string, fallback: number, min: number) {
     );
   }
   return value;
+}
+
+function readPort(env: Env): number {
+  const port = readInt(env, "PORT", 4000, 0);
+  if (port > 65535) {
+    throw new ConfigError(
+      `PORT is "${env.PORT}", expected a TCP port from 0 to 65535.`,
+    );
+  }
+  return port;
+}
+
+/** Levels pino accepts by name. */
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function readLogLevel(env: Env): string {
+  const level = env.LOG_LEVEL || "info";
+  if (!LOG_LEVELS.includes(level)) {
+    throw new ConfigError(
+      `LOG_LEVEL is "${level}", expected one of ${LOG_LEVELS.join(", ")}.`,
+    );
+  }
+  return level;
 }
 
 function readNumber(env: Env, name: string, fallback: number, min: number) {
