@@ -129,6 +129,30 @@ test("binding created and listed", async () => {
   expect(row?.routingKeyPattern).toBe("primary.*.#");
 });
 
+test("concurrent identical bindings all succeed", async () => {
+  await createQueue("raced");
+  const queue = `queue/${account}/raced`;
+  const input = { queue, exchange, routingKeyPattern: "race.#" };
+  // NOTE: whether two inserts collide depends on timing, so a run may pass
+  // without reaching the retry of the losing insert.
+  const responses = await Promise.all(
+    Array.from({ length: 15 }, () =>
+      gql(gateway, CREATE_BINDING, { input }, owner),
+    ),
+  );
+
+  expect(responses.flatMap(errorCodes)).toEqual([]);
+  const rows = await gateway.db.binding.count({
+    where: { queue: { name: queue }, exchange, routingKeyPattern: "race.#" },
+  });
+  expect(rows).toBe(1);
+  const bindings = await brokerAdmin().listQueueBindings(queue);
+  expect(bindings.map((b) => [b.source, b.routing_key])).toContainEqual([
+    exchange,
+    "race.#",
+  ]);
+});
+
 test("binding deleted from broker and database", async () => {
   await createQueue("unbound");
   const queue = `queue/${account}/unbound`;

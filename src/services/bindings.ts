@@ -300,6 +300,25 @@ export class BindingService {
     durable: boolean,
     targets: BindingTarget[],
   ): Promise<void> {
+    // Concurrent upserts of one row can both try the insert, and the loser
+    // fails with P2002 (unique constraint). Its retry then finds the row.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.recordBindingsOnce(account, queue, durable, targets);
+        return;
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (code !== "P2002" || attempt === 3) throw error;
+      }
+    }
+  }
+
+  private async recordBindingsOnce(
+    account: string,
+    queue: string,
+    durable: boolean,
+    targets: BindingTarget[],
+  ): Promise<void> {
     await this.deps.db.$transaction(async (tx) => {
       const known = await tx.account.findUnique({
         where: { username: account },
