@@ -229,3 +229,47 @@ test("delete removes the account's queues", async () => {
   expect(names).not.toContain(queue);
   expect(await gateway.db.queue.findUnique({ where: { name: queue } })).toBeNull();
 });
+
+test("delete racing queue creation leaves nothing", async () => {
+  // Three rounds, with the deletion sent a little later each time, so
+  // that it lands among the creations on a busy or an idle machine.
+  for (const delayMs of [0, 15, 40]) {
+    const username = uniqueName("raced");
+    await createAccount(username);
+    const prefix = `queue/${username}/`;
+    cleanup.add(async () => {
+      for (const queue of await brokerAdmin().listQueues()) {
+        if (queue.name.startsWith(prefix)) {
+          await brokerAdmin().deleteQueue(queue.name).catch(() => undefined);
+        }
+      }
+    });
+    const creates = Array.from({ length: 10 }, (_, n) =>
+      gql(
+        gateway,
+        `mutation ($a: String!, $n: String!) { createQueue(input: { account: $a, name: $n }) { name } }`,
+        { a: username, n: `q${n}` },
+        owner,
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const deleted = await gql(
+      gateway,
+      `mutation ($u: String!) { deleteAccount(username: $u) }`,
+      { u: username },
+      owner,
+    );
+    const responses = await Promise.all(creates);
+
+    expect(deleted.data?.deleteAccount).toBe(true);
+    expect(responses.flatMap(errorCodes)).not.toContain("INTERNAL_SERVER_ERROR");
+    const left = (await brokerAdmin().listQueues())
+      .map((queue) => queue.name)
+      .filter((name) => name.startsWith(prefix));
+    expect(left).toEqual([]);
+    const rows = await gateway.db.queue.count({
+      where: { accountName: username },
+    });
+    expect(rows).toBe(0);
+  }
+});

@@ -167,13 +167,18 @@ export class AccountService {
     const { management } = this.deps;
     const user = await management.getUser(username);
     const permissions = user ? await this.readPermissions(username) : null;
-    const queues = (await management.listQueues())
-      .map((queue) => queue.name)
-      .filter((name) => queueAccount(name) === username);
+    let queues: string[] = [];
     let userMayBeDeleted = false;
     try {
       await this.deps.db.$transaction(
         async (tx) => {
+          // Locked before listing, so a createQueue that holds the row
+          // FOR SHARE finishes first and its queue is on the list.
+          await tx.$queryRaw`
+            SELECT "id" FROM "Account" WHERE "id" = ${accountId} FOR UPDATE`;
+          queues = (await management.listQueues())
+            .map((queue) => queue.name)
+            .filter((name) => queueAccount(name) === username);
           await tx.queue.deleteMany({ where: { accountName: username } });
           await tx.account.deleteMany({ where: { username } });
           for (const name of queues) {

@@ -20,6 +20,9 @@ import {
   requireQueueAccount,
 } from "./pulse-names";
 
+/** Longest a queue creation may hold its account row locked. */
+const QUEUE_TRANSACTION_TIMEOUT_MS = 20_000;
+
 export interface BindingRecord {
   queue: string;
   exchange: string;
@@ -135,28 +138,44 @@ export class QueueService {
         queue: name,
       });
     }
+    // The account row stays locked (FOR SHARE) until the queue's row is in,
+    // and deleteAccount locks it FOR UPDATE before it lists the account's
+    // queues, so a queue is never created behind a deletion.
+    let declared = false;
     try {
-      await this.deps.management.declareQueue(name, { durable });
+      await this.deps.db.$transaction(
+        async (tx) => {
+          if (accountId !== null) {
+            const locked = await tx.$queryRaw<{ id: number }[]>`
+              SELECT "id" FROM "Account" WHERE "id" = ${accountId} FOR SHARE`;
+            if (locked.length === 0) {
+              throw new NotFoundError(
+                `Account "${input.account}" was deleted while queue ` +
+                  `"${name}" was being created; create the account again.`,
+                { account: input.account },
+              );
+            }
+          }
+          // Set first, because a failed reply does not prove that the
+          // broker declared nothing, and the queue did not exist before.
+          declared = true;
+          await this.deps.management.declareQueue(name, { durable });
+          await tx.queue.upsert({
+            where: { name },
+            create: { name, accountName: input.account, accountId, durable },
+            update: { accountId, durable, lastSeenAt: new Date() },
+          });
+        },
+        { timeout: QUEUE_TRANSACTION_TIMEOUT_MS },
+      );
     } catch (error) {
-      // A failed reply does not prove the broker declared nothing, and the
-      // queue did not exist before, so remove whatever may have been made.
-      await this.deps.management.deleteQueue(name).catch((undoError) => {
-        if (!isNotFound(undoError)) {
-          logCompensationFailure(this.deps.logger, { queue: name }, undoError);
-        }
-      });
-      throw error;
-    }
-    try {
-      await this.deps.db.queue.upsert({
-        where: { name },
-        create: { name, accountName: input.account, accountId, durable },
-        update: { accountId, durable, lastSeenAt: new Date() },
-      });
-    } catch (error) {
-      await this.deps.management.deleteQueue(name).catch((undoError) => {
-        logCompensationFailure(this.deps.logger, { queue: name }, undoError);
-      });
+      if (declared) {
+        await this.deps.management.deleteQueue(name).catch((undoError) => {
+          if (!isNotFound(undoError)) {
+            logCompensationFailure(this.deps.logger, { queue: name }, undoError);
+          }
+        });
+      }
       throw error;
     }
     this.deps.logger.info({ queue: name, by: viewer.email }, "queue created");
