@@ -20,7 +20,7 @@ import {
   requireQueueAccount,
 } from "./pulse-names";
 
-/** Longest a queue creation may hold its account row locked. */
+/** Maximum time a queue creation may hold its account row locked. */
 const QUEUE_TRANSACTION_TIMEOUT_MS = 20_000;
 
 export interface BindingRecord {
