@@ -204,7 +204,10 @@ export class Gateway {
       this.abort.signal,
     );
     this.databaseReady = this.startDatabaseDependents();
-    this.logger.info({ url: this.url }, "gateway listening");
+    this.logger.info(
+      { url: this.url, console: this.url.slice(0, -GRAPHQL_PATH.length) + "/" },
+      "gateway listening",
+    );
     // Only the state and its log line depend on this; tests await ready().
     void this.ready(2 ** 31 - 1).catch(() => undefined);
   }

@@ -235,6 +235,19 @@ export function inspectorView(session: Session): View {
     "section",
     { class: "view inspector", "aria-labelledby": "inspector-title" },
     h("h2", { id: "inspector-title" }, "Inspector"),
+    h(
+      "p",
+      { class: "muted", id: "inspector-hint" },
+      "Watch an exchange: add a binding, then Start. On Pulse, try ",
+      h("code", {}, "exchange/taskcluster-queue/v1/task-completed"),
+      ". On a local broker with no Pulse traffic, publish recorded " +
+        "Taskcluster messages from the gateway's folder with ",
+      h("code", {}, "npm run replay -- samples/taskcluster_pulse_messages.json"),
+      ". It declares the task-pending, task-running and task-completed " +
+        "exchanges under exchange/taskcluster-queue/v1/ and publishes to " +
+        "them. Run it once so that the exchanges exist, add a binding and " +
+        "Start, then run it again to watch the messages arrive.",
+    ),
     addForm,
     bindingList,
     h(
