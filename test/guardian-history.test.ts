@@ -6,6 +6,7 @@ import type { Gateway } from "../src/server";
 import {
   brokerAdmin,
   Cleanup,
+  createTestAccount,
   errorCodes,
   eventually,
   gql,
@@ -119,18 +120,7 @@ describe("Queue.history", () => {
   let queue: string;
 
   beforeAll(async () => {
-    const created = await gql(
-      gateway,
-      `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
-      { u: account },
-      ownerToken,
-    );
-    expect(created.errors).toBeUndefined();
-    cleanup.add(() =>
-      brokerAdmin()
-        .deleteUser(account)
-        .catch(() => undefined),
-    );
+    await createTestAccount(gateway, cleanup, account, ownerToken);
     const queued = await gql(
       gateway,
       `mutation ($a: String!) { createQueue(input: { account: $a, name: "sampled" }) { name } }`,

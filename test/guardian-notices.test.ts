@@ -17,6 +17,7 @@ import {
   ADMIN_EMAIL,
   brokerAdmin,
   Cleanup,
+  createTestAccount,
   declareTestExchange,
   errorCodes,
   eventually,
@@ -93,18 +94,7 @@ beforeAll(async () => {
 afterAll(() => cleanup.run());
 
 async function createAccount(username: string): Promise<void> {
-  const created = await gql(
-    gateway,
-    `mutation ($u: String!) { createAccount(input: { username: $u }) { password } }`,
-    { u: username },
-    ownerToken,
-  );
-  expect(created.errors).toBeUndefined();
-  cleanup.add(() =>
-    brokerAdmin()
-      .deleteUser(username)
-      .catch(() => undefined),
-  );
+  await createTestAccount(gateway, cleanup, username, ownerToken);
 }
 
 async function declare(suffix: string): Promise<string> {
