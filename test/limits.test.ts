@@ -307,8 +307,8 @@ describe("graphql-ws limits", () => {
 });
 
 /**
- * A lazy graphql-ws client that connects on its first subscribe, with
- * promises for its acknowledgement and its close event.
+ * Creates a lazy graphql-ws client that connects on its first subscribe,
+ * with promises for its acknowledgement and its close event.
  */
 function openSocket(token: string) {
   let onConnected!: () => void;

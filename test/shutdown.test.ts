@@ -192,7 +192,7 @@ function userPath(username: string): RegExp {
 }
 
 /**
- * Waits until the proxy holds the request's broker call. Fails with the
+ * Waits until the proxy delays the request's broker call. Fails with the
  * response instead when the request ends before reaching the broker.
  */
 async function untilHeld(

@@ -180,7 +180,7 @@ export class AmqpLiveSource implements LiveSource {
   }
 }
 
-/** Longest time a delivery waits for its batched acknowledgement. */
+/** Maximum time a delivery waits for its batched acknowledgement. */
 export const ACK_DELAY_MS = 20;
 
 /** Batch size, doubled, for acknowledgements when prefetch is unlimited. */

@@ -34,9 +34,9 @@ export function corsMiddleware(origins: string[]): RequestHandler {
       res.setHeader("access-control-allow-headers", ALLOWED_HEADERS);
       res.setHeader("access-control-allow-methods", "GET, POST, OPTIONS");
       res.setHeader("access-control-max-age", "600");
-      // Chrome asks a gateway on a private address before a public page
-      // such as https://studio.apollographql.com may call it (Private
-      // Network Access).
+      // Chrome sends a preflight to a gateway on a private address before
+      // a public page such as https://studio.apollographql.com may call it
+      // (Private Network Access).
       if (req.headers["access-control-request-private-network"] === "true") {
         res.setHeader("access-control-allow-private-network", "true");
       }

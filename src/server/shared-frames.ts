@@ -242,9 +242,9 @@ export class SocketStream implements AsyncIterableIterator<ExecutionResult> {
 
   private async pump(): Promise<void> {
     const { socket } = this.target;
-    // True once the source has ended or failed by itself; otherwise the
-    // pump returns it on the way out, so a bridge subscriber never outlives
-    // its stream. graphql-ws does not return a stream that already ended.
+    // True once the source has ended or failed by itself. Otherwise the
+    // pump returns it on the way out, because graphql-ws does not return a
+    // stream that already ended, and the bridge subscriber would remain.
     let sourceEnded = false;
     try {
       while (!this.stopped) {

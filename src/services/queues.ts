@@ -186,7 +186,7 @@ export class QueueService {
    * Deletes the queue on the broker and its row in one transaction, so a
    * broker failure keeps the row.
    * NOTE: a commit that fails after the broker deleted the queue keeps the
-   * row of a queue that is gone; the guardian removes it on its next pass.
+   * row of a queue that is gone. The guardian removes it on its next pass.
    */
   async delete(viewer: Viewer, name: string): Promise<boolean> {
     const account = requireQueueAccount(name);

@@ -240,7 +240,7 @@ test("inspector shows published messages", async () => {
   await page.goto(`${baseUrl}/?${query}#inspector`);
   await page.waitForSelector("section.inspector");
   expect(await page.textContent(".inspector .bindings")).toContain(exchange);
-  // The console itself says how to get messages on a local broker.
+  // The console itself explains how to get messages on a local broker.
   expect(await page.textContent("#inspector-hint")).toContain(
     "npm run replay -- samples/taskcluster_pulse_messages.json",
   );

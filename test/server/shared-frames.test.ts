@@ -248,7 +248,7 @@ describe("SharedFrames", () => {
     const [serverSocket] = [...wsServer.clients];
 
     // The server starts the close, and an event arrives before the socket
-    // has closed: the stream ends there, and graphql-ws no longer holds it.
+    // has closed. The stream ends there, and graphql-ws no longer tracks it.
     serverSocket.close(1000, "test");
     sources[0].push({ n: 1, text: "late" });
 
