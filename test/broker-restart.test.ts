@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 
 import type { Gateway } from "../src/server";
 import {
+  brokerAdmin,
   Cleanup,
   Collected,
   eventually,
@@ -57,6 +58,16 @@ test("delivery resumes after a broker restart", async () => {
   await eventually(async () =>
     gateway.live.stats().subscribers === 1 ? true : undefined,
   );
+  // The subscriber is counted before its queue exists, and a restart while
+  // the queue is still opening ends the subscription instead of a GAP.
+  const livePrefix = `queue/${gateway.config.gatewayAccount}/live/`;
+  await eventually(async () => {
+    const bindings = await brokerAdmin().listBindings();
+    const bound = bindings.some(
+      (b) => b.source === exchange && b.destination.startsWith(livePrefix),
+    );
+    return bound ? true : undefined;
+  });
 
   rabbitmqctl("stop_app");
   rabbitmqctl("start_app");
