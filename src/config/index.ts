@@ -57,6 +57,18 @@ export interface LimitsConfig {
   rateLimitBurst: number;
   /** Requests added back to each bucket per second (RATE_LIMIT_PER_SECOND, 20); 0 turns rate limiting off. */
   rateLimitPerSecond: number;
+  /**
+   * Accounts one user may own, counted when an account is created or an
+   * owner added (MAX_ACCOUNTS_PER_USER, 10); 0 turns the quota off.
+   * Admins are exempt.
+   */
+  maxAccountsPerUser: number;
+  /**
+   * Queues the gateway records for one account, counted when createQueue
+   * runs (MAX_QUEUES_PER_ACCOUNT, 50); 0 turns the quota off. Admins are
+   * exempt.
+   */
+  maxQueuesPerAccount: number;
 }
 
 export interface GuardianConfig {
@@ -287,6 +299,8 @@ function readLimits(env: Env): LimitsConfig {
     maxSocketsPerUser: readInt(env, "MAX_SOCKETS_PER_USER", 10, 1),
     rateLimitBurst: readInt(env, "RATE_LIMIT_BURST", 200, 1),
     rateLimitPerSecond: readNumber(env, "RATE_LIMIT_PER_SECOND", 20, 0),
+    maxAccountsPerUser: readInt(env, "MAX_ACCOUNTS_PER_USER", 10, 0),
+    maxQueuesPerAccount: readInt(env, "MAX_QUEUES_PER_ACCOUNT", 50, 0),
   };
 }
 

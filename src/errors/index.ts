@@ -9,6 +9,8 @@ export enum ErrorCode {
   NOT_FOUND = "NOT_FOUND",
   CONFLICT = "CONFLICT",
   BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE",
+  /** A per-user or per-account quota is used up; delete something first. */
+  QUOTA_EXCEEDED = "QUOTA_EXCEEDED",
   /** The caller's rate limit is used up; retry later. */
   RATE_LIMITED = "RATE_LIMITED",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
@@ -57,6 +59,12 @@ export class NotFoundError extends GatewayError {
 export class ConflictError extends GatewayError {
   constructor(message: string, details?: ErrorDetails) {
     super(ErrorCode.CONFLICT, message, details);
+  }
+}
+
+export class QuotaExceededError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.QUOTA_EXCEEDED, message, details);
   }
 }
 

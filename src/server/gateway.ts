@@ -293,6 +293,10 @@ export class Gateway {
       logger: this.logger,
       reservedAccounts: this.config.reservedAccounts,
       gatewayAccount: this.config.gatewayAccount,
+      quotas: {
+        maxAccountsPerUser: this.config.limits.maxAccountsPerUser,
+        maxQueuesPerAccount: this.config.limits.maxQueuesPerAccount,
+      },
     };
     const queues = new QueueService(deps);
     return {

@@ -19,6 +19,7 @@ import {
   logCompensationFailure,
   type ServiceDeps,
 } from "./context";
+import { enforceAccountQuota } from "./quotas";
 
 export interface AccountRecord {
   username: string;
@@ -107,6 +108,14 @@ export class AccountService {
     try {
       const row = await this.deps.db.$transaction(
         async (tx) => {
+          if (!viewer.isAdmin) {
+            await enforceAccountQuota(
+              tx,
+              owners,
+              this.deps.quotas.maxAccountsPerUser,
+              username,
+            );
+          }
           // The row goes in first. Its unique key makes every concurrent
           // request for the same name wait here and then fail, so only one
           // request ever touches the RabbitMQ user.
@@ -173,7 +182,7 @@ export class AccountService {
       await this.deps.db.$transaction(
         async (tx) => {
           // Locked before listing, so a createQueue that holds the row
-          // FOR SHARE finishes first and its queue is on the list.
+          // finishes first and its queue is on the list.
           await tx.$queryRaw`
             SELECT "id" FROM "Account" WHERE "id" = ${accountId} FOR UPDATE`;
           queues = (await management.listQueues())
@@ -245,7 +254,9 @@ export class AccountService {
 
   /**
    * Adds an owner. The account row is locked while the owners are counted,
-   * so concurrent additions cannot pass MAX_OWNERS.
+   * so concurrent additions cannot pass MAX_OWNERS. Unless the caller is
+   * an admin, the new owner must own fewer than MAX_ACCOUNTS_PER_USER
+   * accounts, so that a user cannot pass the quota by handing accounts on.
    */
   async addOwner(
     viewer: Viewer,
@@ -267,6 +278,14 @@ export class AccountService {
           `Account "${username}" already has ${owners.length} owners, the ` +
             `maximum; remove one before adding ${email}.`,
           { account: username, owner: email },
+        );
+      }
+      if (!viewer.isAdmin) {
+        await enforceAccountQuota(
+          tx,
+          [email],
+          this.deps.quotas.maxAccountsPerUser,
+          username,
         );
       }
       await tx.account.update({

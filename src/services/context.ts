@@ -13,6 +13,15 @@ export interface ServiceDeps {
   logger: Logger;
   reservedAccounts: RegExp;
   gatewayAccount: string;
+  quotas: Quotas;
+}
+
+/** Per-user and per-account quotas; 0 turns one off. Admins are exempt. */
+export interface Quotas {
+  /** MAX_ACCOUNTS_PER_USER */
+  maxAccountsPerUser: number;
+  /** MAX_QUEUES_PER_ACCOUNT */
+  maxQueuesPerAccount: number;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   queueAccount,
   requireQueueAccount,
 } from "./pulse-names";
+import { enforceQueueQuota } from "./quotas";
 
 /** Maximum time a queue creation may hold its account row locked. */
 const QUEUE_TRANSACTION_TIMEOUT_MS = 20_000;
@@ -138,16 +139,18 @@ export class QueueService {
         queue: name,
       });
     }
-    // The account row stays locked (FOR SHARE) until the queue's row is in,
-    // and deleteAccount locks it FOR UPDATE before it lists the account's
-    // queues, so a queue is never created behind a deletion.
+    // The account row stays locked until the queue's row is in, and
+    // deleteAccount locks it FOR UPDATE before it lists the account's
+    // queues, so a queue is never created behind a deletion. The lock is
+    // FOR UPDATE here too, so that concurrent creations on one account
+    // count its queues one at a time and cannot pass the quota together.
     let declared = false;
     try {
       await this.deps.db.$transaction(
         async (tx) => {
           if (accountId !== null) {
             const locked = await tx.$queryRaw<{ id: number }[]>`
-              SELECT "id" FROM "Account" WHERE "id" = ${accountId} FOR SHARE`;
+              SELECT "id" FROM "Account" WHERE "id" = ${accountId} FOR UPDATE`;
             if (locked.length === 0) {
               throw new NotFoundError(
                 `Account "${input.account}" was deleted while queue ` +
@@ -155,6 +158,14 @@ export class QueueService {
                 { account: input.account },
               );
             }
+          }
+          if (!viewer.isAdmin) {
+            await enforceQueueQuota(
+              tx,
+              input.account,
+              name,
+              this.deps.quotas.maxQueuesPerAccount,
+            );
           }
           // Set first, because a failed reply does not prove that the
           // broker declared nothing, and the queue did not exist before.
