@@ -28,9 +28,8 @@ export async function enforceAccountQuota(
   await tx.$queryRaw`
     SELECT "id" FROM "User" WHERE "email" = ANY(${sorted})
      ORDER BY "email" FOR UPDATE`;
-  // Counted by a second statement, which takes a snapshot after the lock
-  // was granted so it
-  // counts accounts committed while this one waited.
+  // Counted by a second statement, which takes its snapshot after the lock
+  // is granted, so it counts accounts committed while this one waited.
   const counts = await tx.$queryRaw<{ email: string; accounts: number }[]>`
     SELECT u."email", COUNT(o."accountId")::int AS "accounts"
       FROM "User" u LEFT JOIN "AccountOwner" o ON o."userId" = u."id"
