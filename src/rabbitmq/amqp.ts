@@ -122,6 +122,26 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     });
   }
 
+  /**
+   * Removes a binding over AMQP on a channel of its own, which a refused
+   * unbind closes. Used for bindings the management API cannot address.
+   */
+  async unbindQueue(
+    queue: string,
+    exchange: string,
+    pattern: string,
+  ): Promise<void> {
+    const channel = await this.createChannel();
+    // A refused unbind closes the channel, and amqplib then also emits
+    // `error`, which would be thrown without a listener.
+    channel.on("error", () => undefined);
+    try {
+      await channel.unbindQueue(queue, exchange, pattern);
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
   private confirmChannel(): Promise<ConfirmChannel> {
     if (!this.publishChannel) {
       const opening = this.current().createConfirmChannel();

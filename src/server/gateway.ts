@@ -302,7 +302,7 @@ export class Gateway {
     return {
       accounts: new AccountService(deps),
       queues,
-      bindings: new BindingService(deps, queues),
+      bindings: new BindingService(deps, queues, this.amqp),
       policies: new PolicyService(deps, queues, this.config.guardian),
       queueLimits: new QueueLimitService(deps),
       history: this.history,

@@ -1,8 +1,16 @@
 // Bindings of a Pulse queue to a topic exchange, kept on the broker and in
 // the database.
 import type { Viewer } from "../auth";
-import { BadInputError, ConflictError, NotFoundError } from "../errors";
-import { validateBindingPattern } from "../live/topic";
+import {
+  BadInputError,
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+} from "../errors";
+import {
+  MAX_BINDING_PATTERN_BYTES,
+  validateBindingPattern,
+} from "../live/topic";
 import { isNotFound } from "../rabbitmq/management";
 import {
   authorizeAccount,
@@ -31,10 +39,19 @@ export interface BindingTarget {
 /** Bindings one replaceBindings call may set on a queue. */
 export const MAX_BINDINGS_PER_QUEUE = 100;
 
+/**
+ * Unbinds over AMQP, for the patterns "." and "..", which the management
+ * API cannot address.
+ */
+export interface AmqpUnbinder {
+  unbindQueue(queue: string, exchange: string, pattern: string): Promise<void>;
+}
+
 export class BindingService {
   constructor(
     private readonly deps: ServiceDeps,
     private readonly queues: QueueService,
+    private readonly amqp: AmqpUnbinder,
   ) {}
 
   /**
@@ -44,6 +61,10 @@ export class BindingService {
   async create(viewer: Viewer, input: BindingInput): Promise<BindingRecord> {
     const { queue, exchange, routingKeyPattern } = input;
     const target = { exchange, routingKeyPattern };
+    const problem =
+      validateBindingPattern(routingKeyPattern) ??
+      unaddressablePattern(routingKeyPattern);
+    if (problem) throw new BadInputError(problem, { routingKeyPattern });
     const account = await this.authorize(viewer, input);
     const info = await this.queues.fetchQueue(queue);
     await this.requireExchange(exchange);
@@ -73,7 +94,9 @@ export class BindingService {
   /**
    * Removes the binding row and the broker binding in one transaction, so
    * a broker failure keeps the row. When the commit fails after the
-   * unbind, the broker binding is made again.
+   * unbind, the broker binding is made again. Any pattern is accepted,
+   * including those createBinding rejects, because bindings made over AMQP
+   * may have them.
    */
   async delete(viewer: Viewer, input: BindingInput): Promise<boolean> {
     const { queue, exchange, routingKeyPattern } = input;
@@ -267,11 +290,7 @@ export class BindingService {
         const rows = await tx.binding.deleteMany({
           where: { queue: { name: queue }, ...target },
         });
-        const unbound = await this.deps.management.unbindQueue(
-          target.exchange,
-          queue,
-          target.routingKeyPattern,
-        );
+        const unbound = await this.unbind(queue, target);
         return rows.count + unbound;
       });
     } catch (error) {
@@ -346,19 +365,57 @@ export class BindingService {
     });
   }
 
+  /**
+   * Checks the names of a binding that may already exist and the viewer's
+   * right to manage its queue. The pattern is only checked for length:
+   * RabbitMQ accepts patterns over AMQP that createBinding rejects, and
+   * such bindings must still be removable.
+   */
   private async authorize(viewer: Viewer, input: BindingInput) {
     const account = requireQueueAccount(input.queue);
     validateExchangeName(input.exchange);
-    const problem =
-      validateBindingPattern(input.routingKeyPattern) ??
-      unaddressablePattern(input.routingKeyPattern);
-    if (problem) {
-      throw new BadInputError(problem, {
-        routingKeyPattern: input.routingKeyPattern,
-      });
+    const bytes = Buffer.byteLength(input.routingKeyPattern, "utf8");
+    if (bytes > MAX_BINDING_PATTERN_BYTES) {
+      throw new BadInputError(
+        `Binding pattern is ${bytes} bytes of UTF-8; the maximum is ` +
+          `${MAX_BINDING_PATTERN_BYTES} bytes, so no such binding exists.`,
+        { queue: input.queue, exchange: input.exchange },
+      );
     }
     await authorizeAccount(this.deps, viewer, account);
     return account;
+  }
+
+  /**
+   * Removes the binding from the broker and returns the number removed.
+   * The management API names a binding by its pattern in the URL path and
+   * cannot address "." or "..", so those are unbound over AMQP.
+   * NOTE: over AMQP only the binding without arguments is removed.
+   */
+  private async unbind(queue: string, target: BindingTarget): Promise<number> {
+    const { exchange, routingKeyPattern } = target;
+    if (unaddressablePattern(routingKeyPattern) === null) {
+      return this.deps.management.unbindQueue(exchange, queue, routingKeyPattern);
+    }
+    const bindings = toBindingRecords(
+      await this.deps.management.listQueueBindings(queue),
+    );
+    if (!containsTarget(bindings, target)) return 0;
+    try {
+      await this.amqp.unbindQueue(queue, exchange, routingKeyPattern);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 403) throw error;
+      throw new ForbiddenError(
+        `RabbitMQ rejected the gateway's own account ` +
+          `"${this.deps.gatewayAccount}" when it tried to unbind queue ` +
+          `"${queue}" from "${exchange}" over AMQP. A binding with pattern ` +
+          `"${routingKeyPattern}" can only be removed over AMQP; give that ` +
+          `account write permission on the queue and read permission on ` +
+          `the exchange, or unbind it over AMQP as the queue's account.`,
+        { queue, ...target },
+      );
+    }
+    return 1;
   }
 
   private async requireExchange(exchange: string): Promise<void> {
