@@ -46,6 +46,8 @@ export async function startMailReceiver(): Promise<MailReceiver> {
 }
 
 export interface WebhookCall {
+  /** Request target: the path and query string. */
+  path: string;
   headers: http.IncomingHttpHeaders;
   body: string;
   status: number;
@@ -73,6 +75,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       const status = receiver.failNext > 0 ? 500 : 204;
       if (receiver.failNext > 0) receiver.failNext -= 1;
       receiver.calls.push({
+        path: req.url ?? "",
         headers: req.headers,
         body: Buffer.concat(chunks).toString("utf8"),
         status,

@@ -275,7 +275,8 @@ function readNotifications(env: Env): NotificationConfig {
   if (smtpUrl) readUrl(env, "SMTP_URL", smtpUrl);
   const adminWebhookUrls = readList(env.GUARDIAN_ADMIN_WEBHOOKS);
   for (const url of adminWebhookUrls) {
-    readUrl({ GUARDIAN_ADMIN_WEBHOOKS: url }, "GUARDIAN_ADMIN_WEBHOOKS", url);
+    const problem = webhookUrlProblem(url);
+    if (problem) throw new ConfigError(`GUARDIAN_ADMIN_WEBHOOKS: ${problem}`);
   }
   return {
     smtpUrl,
@@ -423,7 +424,9 @@ function readUrl(env: Env, name: string, fallback: string): string {
   try {
     new URL(raw);
   } catch {
-    throw new ConfigError(`${name} is not a valid URL: "${raw}".`);
+    throw new ConfigError(
+      `${name} is not a valid URL: "${redactUrlPasswords(raw)}".`,
+    );
   }
   return raw;
 }
@@ -453,4 +456,45 @@ export function redactUrl(raw: string): string {
   const url = new URL(raw);
   if (url.password) url.password = "***";
   return url.toString();
+}
+
+/** Maximum length of a webhook URL, in characters. */
+export const MAX_WEBHOOK_URL_LENGTH = 2048;
+
+/**
+ * Checks a webhook URL and returns what is wrong with it, or null. The
+ * description shows the URL with its password replaced.
+ */
+export function webhookUrlProblem(url: string): string | null {
+  if (url.length > MAX_WEBHOOK_URL_LENGTH) {
+    return (
+      `Webhook URL is ${url.length} characters long; the maximum is ` +
+      `${MAX_WEBHOOK_URL_LENGTH}. Use a shorter URL.`
+    );
+  }
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = null;
+  }
+  if (!parsed || !["http:", "https:"].includes(parsed.protocol)) {
+    const redacted = JSON.stringify(redactUrlPasswords(url).slice(0, 200));
+    return `Invalid webhook URL ${redacted}; use an http:// or https:// URL.`;
+  }
+  return null;
+}
+
+/**
+ * Matches the password of every `scheme://user:password@` in a text. The
+ * password runs to the last "@" before the path, as URL parsers read it.
+ */
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/?#:@]*:)[^\s/?#]*@/gi;
+
+/**
+ * Replaces the password of every URL in a text with "***". Unlike
+ * redactUrl, it takes any text, such as an error message or an invalid URL.
+ */
+export function redactUrlPasswords(text: string): string {
+  return text.replace(URL_PASSWORD, "$1***@");
 }

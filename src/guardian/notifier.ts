@@ -5,7 +5,11 @@ import { createHmac } from "node:crypto";
 
 import nodemailer, { type Transporter } from "nodemailer";
 
-import type { NotificationConfig } from "../config";
+import {
+  redactUrl,
+  redactUrlPasswords,
+  type NotificationConfig,
+} from "../config";
 import type { Logger } from "../logger";
 import { noticeSubject, noticeText, type Notice } from "./notices";
 
@@ -120,7 +124,12 @@ export class Notifier {
     for (let attempt = 1; attempt <= webhookAttempts; attempt += 1) {
       const outcome = await postOnce(url, body, signBody(secret, body));
       if (outcome === "delivered") return;
-      const fields = { url, kind: notice.kind, queue: notice.queue, attempt };
+      const fields = {
+        url: redactUrl(url),
+        kind: notice.kind,
+        queue: notice.queue,
+        attempt,
+      };
       if (outcome === "rejected" || attempt === webhookAttempts) {
         this.logger.error(fields, "webhook notice not delivered; giving up");
         return;
@@ -145,11 +154,13 @@ async function postOnce(
   signature: string,
 ): Promise<"delivered" | "rejected" | string> {
   try {
-    const response = await fetch(url, {
+    const { target, authorization } = splitCredentials(url);
+    const response = await fetch(target, {
       method: "POST",
       headers: {
         "content-type": "application/json",
         [SIGNATURE_HEADER]: signature,
+        ...(authorization ? { authorization } : {}),
       },
       body,
       signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
@@ -162,6 +173,24 @@ async function postOnce(
     }
     return `HTTP ${status}`;
   } catch (error) {
-    return (error as Error).message;
+    return redactUrlPasswords((error as Error).message);
   }
+}
+
+/**
+ * Moves the user and password of a URL into a Basic Authorization header,
+ * because fetch rejects a URL that contains credentials.
+ */
+export function splitCredentials(raw: string): {
+  target: string;
+  authorization: string | null;
+} {
+  const url = new URL(raw);
+  if (!url.username && !url.password) return { target: raw, authorization: null };
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  url.username = "";
+  url.password = "";
+  const encoded = Buffer.from(`${user}:${password}`, "utf8").toString("base64");
+  return { target: url.toString(), authorization: `Basic ${encoded}` };
 }

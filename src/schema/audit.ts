@@ -8,6 +8,7 @@ import {
   type GraphQLSchema,
 } from "graphql";
 
+import { redactUrlPasswords } from "../config";
 import { ErrorCode, isGatewayError } from "../errors";
 import { queueAccount } from "../services/pulse-names";
 import { AUDIT_OK, type NewAuditEntry } from "../services/audit";
@@ -115,8 +116,12 @@ function collectStrings(value: unknown, key = ""): [string, string][] {
   return [];
 }
 
-/** Copies the arguments with the value of every secret-looking key replaced. */
+/**
+ * Copies the arguments with the value of every secret-looking key replaced,
+ * and the password of every URL in a string replaced with "***".
+ */
 export function redactSecrets(value: unknown): unknown {
+  if (typeof value === "string") return redactUrlPasswords(value);
   if (Array.isArray(value)) return value.map(redactSecrets);
   if (value instanceof Date) return value.toISOString();
   if (value && typeof value === "object") {
@@ -140,5 +145,5 @@ function errorCode(error: unknown): string {
 
 function errorMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.slice(0, MAX_ERROR_LENGTH);
+  return redactUrlPasswords(message).slice(0, MAX_ERROR_LENGTH);
 }

@@ -54,7 +54,11 @@ export class GuardianPolicy {
   })
   notifyEmails!: string[];
 
-  @Field(() => [String])
+  @Field(() => [String], {
+    description:
+      "Webhook URLs, each password shown as ***. Sent back unchanged, " +
+      "such a URL keeps its stored password.",
+  })
   webhookUrls!: string[];
 }
 

@@ -3,6 +3,7 @@
 // specific level that sets it: queue, then account, then the global
 // settings.
 import { isEmail, type Viewer } from "../auth";
+import { redactUrl, webhookUrlProblem } from "../config";
 import type { Database } from "../db";
 import { BadInputError, NotFoundError, quote } from "../errors";
 import { authorizeAccount, type ServiceDeps } from "./context";
@@ -140,7 +141,8 @@ export class PolicyService {
   /**
    * Replaces the recipients of notices about one queue, or about every
    * queue of an account when `queue` is null. Empty lists fall back to the
-   * next level: queue to account, account to the account's owners.
+   * next level: queue to account, account to the account's owners. A URL
+   * given in the redacted form the API shows keeps its stored password.
    */
   async setRecipients(
     viewer: Viewer,
@@ -159,6 +161,14 @@ export class PolicyService {
       }
       const accountId = await authorizeAccount(this.deps, viewer, owner);
       const info = await this.queues.fetchQueue(target.queue);
+      const stored = await this.deps.db.queue.findUnique({
+        where: { name: target.queue },
+        select: { webhookUrls: true },
+      });
+      recipients.webhookUrls = restoreRedacted(
+        recipients.webhookUrls,
+        stored?.webhookUrls ?? [],
+      );
       await this.deps.db.queue.upsert({
         where: { name: target.queue },
         create: {
@@ -173,6 +183,14 @@ export class PolicyService {
       return this.queuePolicy(target.queue);
     }
     const accountId = await this.requireKnownAccount(viewer, target.account);
+    const stored = await this.deps.db.accountPolicy.findUnique({
+      where: { accountId },
+      select: { webhookUrls: true },
+    });
+    recipients.webhookUrls = restoreRedacted(
+      recipients.webhookUrls,
+      stored?.webhookUrls ?? [],
+    );
     await this.deps.db.accountPolicy.upsert({
       where: { accountId },
       create: { accountId, ...recipients },
@@ -195,7 +213,7 @@ export class PolicyService {
     return {
       ...thresholds,
       notifyEmails: recipients?.notifyEmails ?? [],
-      webhookUrls: recipients?.webhookUrls ?? [],
+      webhookUrls: redactWebhookUrls(recipients?.webhookUrls ?? []),
     };
   }
 
@@ -210,7 +228,7 @@ export class PolicyService {
     return {
       ...effectiveThresholds(null, row, this.limits),
       notifyEmails: row?.notifyEmails ?? [],
-      webhookUrls: row?.webhookUrls ?? [],
+      webhookUrls: redactWebhookUrls(row?.webhookUrls ?? []),
     };
   }
 
@@ -296,16 +314,24 @@ function validateRecipients(input: RecipientsInput): {
 }
 
 function validateWebhookUrl(url: string): void {
-  let parsed: URL | null = null;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = null;
-  }
-  if (!parsed || !["http:", "https:"].includes(parsed.protocol)) {
-    throw new BadInputError(
-      `Invalid webhook URL ${quote(url)}; use an http:// or https:// URL.`,
-      { webhookUrl: url },
-    );
-  }
+  const problem = webhookUrlProblem(url);
+  if (problem) throw new BadInputError(problem, { length: url.length });
+}
+
+/**
+ * Returns stored webhook URLs with their passwords replaced by "***". The
+ * guardian reads the rows, so it still sends with the full URL.
+ */
+function redactWebhookUrls(urls: string[]): string[] {
+  return urls.map(redactUrl);
+}
+
+/**
+ * Puts back the stored URL for each input URL equal to its redacted form,
+ * so that a client may send back the list it read without losing the
+ * passwords it never saw.
+ */
+function restoreRedacted(input: string[], stored: string[]): string[] {
+  const byRedacted = new Map(stored.map((url) => [redactUrl(url), url]));
+  return input.map((url) => byRedacted.get(url) ?? url);
 }
