@@ -246,7 +246,7 @@ describe("auditLog query", () => {
     for (let i = 0; i < count; i += 1) {
       await gql(
         gateway,
-        `mutation ($q: String!) { purgeQueue(name: $q) { name } }`,
+        `mutation ($q: String!) { purgeQueue(name: $q) { queue { name } } }`,
         { q: queue },
         owner,
       );

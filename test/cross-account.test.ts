@@ -288,7 +288,7 @@ const MUTATION_ATTEMPTS: Record<string, Attempt | Attempt[]> = {
     code: "FORBIDDEN",
   },
   purgeQueue: {
-    query: `mutation ($q: String!) { purgeQueue(name: $q) { name } }`,
+    query: `mutation ($q: String!) { purgeQueue(name: $q) { queue { name } } }`,
     variables: () => ({ q: queue }),
     code: "FORBIDDEN",
   },
@@ -583,7 +583,7 @@ describe("owner after the intruder", () => {
   test("owner purges the queue", async () => {
     expect((await channel.checkQueue(queue)).messageCount).toBe(READY_MESSAGES);
     await ownerMutation(
-      `mutation ($q: String!) { purgeQueue(name: $q) { name } }`,
+      `mutation ($q: String!) { purgeQueue(name: $q) { queue { name } } }`,
       { q: queue },
     );
     expect((await channel.checkQueue(queue)).messageCount).toBe(0);

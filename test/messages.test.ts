@@ -11,8 +11,10 @@ import {
   createTestAccount,
   declareTestExchange,
   errorCodes,
+  eventually,
   gql,
   startGateway,
+  testConfig,
   tokenFor,
   uniqueEmail,
   uniqueName,
@@ -33,7 +35,12 @@ const PEEK = `query ($q: String!, $n: Int!) {
     truncated properties
   }
 }`;
-const PURGE = `mutation ($q: String!) { purgeQueue(name: $q) { name } }`;
+const PURGE = `mutation ($q: String!) {
+  purgeQueue(name: $q) {
+    messagesPurged
+    queue { name messages messagesReady messagesUnacknowledged }
+  }
+}`;
 const UPDATE = `mutation ($input: BindingInput!, $to: BindingTargetInput!) {
   updateBinding(input: $input, to: $to) { queue exchange routingKeyPattern }
 }`;
@@ -193,8 +200,61 @@ describe("purge", () => {
   test("purge empties the queue", async () => {
     const queue = await createQueue("purged");
     await fill(queue, ["{}", "{}", "{}"]);
+    // Waits for the management API's statistics to show the messages, so
+    // that a count taken from them after the purge would still be 3.
+    await eventually(async () =>
+      (await brokerAdmin().getQueue(queue)).messages === 3 ? true : undefined,
+    );
+
     const response = await gql(gateway, PURGE, { q: queue }, owner);
-    expect(response.data?.purgeQueue).toEqual({ name: queue });
+
+    expect(response.errors).toBeUndefined();
+    expect(response.data?.purgeQueue).toEqual({
+      messagesPurged: 3,
+      queue: {
+        name: queue,
+        messages: 0,
+        messagesReady: 0,
+        messagesUnacknowledged: 0,
+      },
+    });
+    expect(await readyCount(queue)).toBe(0);
+  });
+
+  test("purge of empty queue reports zero", async () => {
+    const queue = await createQueue("already-empty");
+
+    const response = await gql(gateway, PURGE, { q: queue }, owner);
+
+    expect(response.errors).toBeUndefined();
+    expect(response.data?.purgeQueue.messagesPurged).toBe(0);
+    expect(response.data?.purgeQueue.queue.messagesReady).toBe(0);
+  });
+
+  test("purge without AMQP read permission", async () => {
+    // A gateway whose own account has Pulse permissions may not purge
+    // another account's queue over AMQP, so it purges over HTTP.
+    const limitedUser = uniqueName("limited.gateway");
+    const admin = brokerAdmin();
+    await admin.createUser(limitedUser, "limited-password");
+    cleanup.add(() => admin.deleteUser(limitedUser).catch(() => undefined));
+    await admin.setPermissions(limitedUser, {
+      configure: `^(queue/${limitedUser}/.*)`,
+      write: `^(queue/${limitedUser}/.*)`,
+      read: `^(queue/${limitedUser}/.*|exchange/.*)`,
+    });
+    const amqpUrl = new URL(testConfig().amqpUrl);
+    amqpUrl.username = limitedUser;
+    amqpUrl.password = "limited-password";
+    const limited = await startGateway({ amqpUrl: amqpUrl.toString() });
+    cleanup.add(() => limited.stop());
+    const queue = await createQueue("purged-over-http");
+    await fill(queue, ["{}", "{}"]);
+
+    const response = await gql(limited, PURGE, { q: queue }, owner);
+
+    expect(response.errors).toBeUndefined();
+    expect(response.data?.purgeQueue.messagesPurged).toBeNull();
     expect(await readyCount(queue)).toBe(0);
   });
 

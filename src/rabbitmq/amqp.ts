@@ -123,20 +123,58 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   }
 
   /**
-   * Removes a binding over AMQP on a channel of its own, which a refused
-   * unbind closes. Used for bindings the management API cannot address.
+   * Removes a binding over AMQP. Used for bindings the management API
+   * cannot address.
    */
   async unbindQueue(
     queue: string,
     exchange: string,
     pattern: string,
   ): Promise<void> {
+    await this.withChannel((channel) =>
+      channel.unbindQueue(queue, exchange, pattern),
+    );
+  }
+
+  /** Removes the queue's ready messages and returns how many it removed. */
+  async purgeQueue(queue: string): Promise<number> {
+    const reply = await this.withChannel((channel) =>
+      channel.purgeQueue(queue),
+    );
+    return reply.messageCount;
+  }
+
+  /**
+   * Returns the queue's ready messages and consumers as the broker counts
+   * them now, unlike the management API's statistics, which lag by up to
+   * its collection interval.
+   */
+  async checkQueue(
+    queue: string,
+  ): Promise<{ messageCount: number; consumerCount: number }> {
+    const reply = await this.withChannel((channel) =>
+      channel.checkQueue(queue),
+    );
+    return {
+      messageCount: reply.messageCount,
+      consumerCount: reply.consumerCount,
+    };
+  }
+
+  /**
+   * Runs one operation on a channel of its own, because a refused
+   * operation closes its channel.
+   */
+  private async withChannel<T>(
+    operation: (channel: Channel) => Promise<T>,
+  ): Promise<T> {
     const channel = await this.createChannel();
-    // A refused unbind closes the channel, and amqplib then also emits
-    // `error`, which would be thrown without a listener.
+    // A refused operation closes the channel, and amqplib then also emits
+    // `error`, which would be thrown without a listener. The operation's
+    // promise rejects with the same error.
     channel.on("error", () => undefined);
     try {
-      await channel.unbindQueue(queue, exchange, pattern);
+      return await operation(channel);
     } finally {
       await channel.close().catch(() => undefined);
     }

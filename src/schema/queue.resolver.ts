@@ -4,6 +4,7 @@ import {
   MAX_PEEK_COUNT,
   type BindingRecord,
   type PeekedMessage as PeekedRecord,
+  type PurgeRecord,
   type QueueRecord,
 } from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
@@ -13,6 +14,7 @@ import {
   BindingTargetInput,
   CreateQueueInput,
   PeekedMessage,
+  PurgeQueuePayload,
   Queue,
 } from "./types";
 
@@ -87,15 +89,16 @@ export class QueueResolver {
     return context.services.bindings.delete(requireViewer(context), input);
   }
 
-  @Mutation(() => Queue, {
+  @Mutation(() => PurgeQueuePayload, {
     description:
-      "Removes every ready message of the queue; messages delivered and " +
-      "not yet acknowledged stay.",
+      "Removes every ready message of the queue and returns how many it " +
+      "removed, with the queue afterwards; messages delivered and not yet " +
+      "acknowledged stay.",
   })
   purgeQueue(
     @Arg("name") name: string,
     @Ctx() context: GraphQLContext,
-  ): Promise<QueueRecord> {
+  ): Promise<PurgeRecord> {
     return context.services.messages.purge(requireViewer(context), name);
   }
 

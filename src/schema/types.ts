@@ -160,6 +160,25 @@ registerEnumType(PayloadFormat, {
   },
 });
 
+@ObjectType({ description: "The result of purgeQueue." })
+export class PurgeQueuePayload {
+  @Field(() => Int, {
+    nullable: true,
+    description:
+      "Ready messages the purge removed. Null when RabbitMQ did not let " +
+      "the gateway purge over AMQP, so it purged through the management " +
+      "API, which does not report the number.",
+  })
+  messagesPurged!: number | null;
+
+  @Field(() => Queue, {
+    description:
+      "The queue after the purge, with ready messages and consumers " +
+      "counted now rather than taken from the lagging statistics.",
+  })
+  queue!: Queue;
+}
+
 @ObjectType({
   description:
     "A message read from a queue and put back: the queue still holds it, " +

@@ -306,7 +306,7 @@ export class Gateway {
       policies: new PolicyService(deps, queues, this.config.guardian),
       queueLimits: new QueueLimitService(deps),
       history: this.history,
-      messages: new MessageService(deps, queues),
+      messages: new MessageService(deps, queues, this.amqp),
       admins: new AdminService(deps, this.config.adminEmails),
       audit: new AuditLog(deps),
       guardianEvents: this.guardianEvents,

@@ -15,6 +15,7 @@ import { isNotFound } from "../rabbitmq/management";
 import {
   authorizeAccount,
   logCompensationFailure,
+  type AmqpQueueClient,
   type ServiceDeps,
 } from "./context";
 import { requireQueueAccount, validateExchangeName } from "./pulse-names";
@@ -39,19 +40,11 @@ export interface BindingTarget {
 /** Bindings one replaceBindings call may set on a queue. */
 export const MAX_BINDINGS_PER_QUEUE = 100;
 
-/**
- * Unbinds over AMQP, for the patterns "." and "..", which the management
- * API cannot address.
- */
-export interface AmqpUnbinder {
-  unbindQueue(queue: string, exchange: string, pattern: string): Promise<void>;
-}
-
 export class BindingService {
   constructor(
     private readonly deps: ServiceDeps,
     private readonly queues: QueueService,
-    private readonly amqp: AmqpUnbinder,
+    private readonly amqp: AmqpQueueClient,
   ) {}
 
   /**

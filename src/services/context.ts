@@ -16,6 +16,19 @@ export interface ServiceDeps {
   quotas: Quotas;
 }
 
+/**
+ * Queue operations over AMQP, as the gateway's own account, for what the
+ * management API cannot do: address a binding with pattern "." or "..",
+ * report the messages a purge removed, and count messages without lag.
+ */
+export interface AmqpQueueClient {
+  unbindQueue(queue: string, exchange: string, pattern: string): Promise<void>;
+  purgeQueue(queue: string): Promise<number>;
+  checkQueue(
+    queue: string,
+  ): Promise<{ messageCount: number; consumerCount: number }>;
+}
+
 /** Per-user and per-account quotas; 0 turns one off. Admins are exempt. */
 export interface Quotas {
   /** MAX_ACCOUNTS_PER_USER */

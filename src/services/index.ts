@@ -28,6 +28,7 @@ export {
   PEEK_MAX_PAYLOAD_BYTES,
   type PeekedMessage,
   type PayloadFormat,
+  type PurgeRecord,
 } from "./messages";
 export {
   AdminService,

@@ -4,7 +4,11 @@ import type { Viewer } from "../auth";
 import { BadInputError } from "../errors";
 import type { FetchedMessage } from "../rabbitmq/management";
 import { parseJsonPayload } from "../live/payload";
-import { authorizeAccount, type ServiceDeps } from "./context";
+import {
+  authorizeAccount,
+  type AmqpQueueClient,
+  type ServiceDeps,
+} from "./context";
 import { requireQueueAccount } from "./pulse-names";
 import type { QueueRecord, QueueService } from "./queues";
 
@@ -29,19 +33,80 @@ export interface PeekedMessage {
   properties: Record<string, unknown>;
 }
 
+export interface PurgeRecord {
+  /** Null when the number is unknown, because the purge fell back to HTTP. */
+  messagesPurged: number | null;
+  /** The queue after the purge. */
+  queue: QueueRecord;
+}
+
 export class MessageService {
   constructor(
     private readonly deps: ServiceDeps,
     private readonly queues: QueueService,
+    private readonly amqp: AmqpQueueClient,
   ) {}
 
-  /** Removes every ready message; unacknowledged ones stay. */
-  async purge(viewer: Viewer, queue: string): Promise<QueueRecord> {
+  /**
+   * Removes every ready message, and returns how many it removed and the
+   * queue afterwards. Unacknowledged messages stay.
+   */
+  async purge(viewer: Viewer, queue: string): Promise<PurgeRecord> {
     await authorizeAccount(this.deps, viewer, requireQueueAccount(queue));
     await this.queues.fetchQueue(queue);
-    await this.deps.management.purgeQueue(queue);
-    this.deps.logger.info({ queue, by: viewer.email }, "queue purged");
-    return this.queues.get(viewer, queue);
+    const messagesPurged = await this.purgeMessages(queue);
+    this.deps.logger.info(
+      { queue, messagesPurged, by: viewer.email },
+      "queue purged",
+    );
+    const after = await this.queues.get(viewer, queue);
+    return { messagesPurged, queue: await this.withLiveCounts(after) };
+  }
+
+  /**
+   * Purges over AMQP, which reports the number removed. When RabbitMQ
+   * rejects the gateway's own account (it needs read permission on the
+   * queue), purges through the management API, which reports no number.
+   */
+  private async purgeMessages(queue: string): Promise<number | null> {
+    try {
+      return await this.amqp.purgeQueue(queue);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 403) throw error;
+      this.deps.logger.warn(
+        { queue, err: error },
+        "purge over AMQP rejected for the gateway's own account; " +
+          "purging through the management API without a count",
+      );
+      await this.deps.management.purgeQueue(queue);
+      return null;
+    }
+  }
+
+  /**
+   * Replaces the statistics of the management API, which lag by up to its
+   * collection interval and so can still show the purged messages, with
+   * counts read over AMQP now. When that read fails, the counts become
+   * null ("not reported") rather than stale.
+   */
+  private async withLiveCounts(record: QueueRecord): Promise<QueueRecord> {
+    const live = await this.amqp.checkQueue(record.name).catch((error) => {
+      this.deps.logger.warn(
+        { queue: record.name, err: error },
+        "reading queue counts over AMQP failed after a purge",
+      );
+      return null;
+    });
+    if (!live) {
+      return { ...record, messages: null, messagesReady: null };
+    }
+    const unacknowledged = record.messagesUnacknowledged ?? 0;
+    return {
+      ...record,
+      messagesReady: live.messageCount,
+      messages: live.messageCount + unacknowledged,
+      consumers: live.consumerCount,
+    };
   }
 
   /**

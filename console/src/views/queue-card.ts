@@ -144,7 +144,7 @@ function actionButtons(name: string, mutate: Mutate): HTMLElement {
     onclick: () => {
       if (!window.confirm(`Purge every ready message of ${name}?`)) return;
       void mutate(`Purging ${name}`,
-        "mutation Purge($name: String!) { purgeQueue(name: $name) { name } }", { name });
+        "mutation Purge($name: String!) { purgeQueue(name: $name) { messagesPurged } }", { name });
     },
   }, "Purge");
   const remove = h("button", {
