@@ -17,6 +17,7 @@ import { ConfigError, loadConfig, type Config } from "../src/config";
 import { buildGatewaySchema, maxCostRule, maxDepthRule } from "../src/schema";
 import type { Gateway } from "../src/server";
 import { RateLimiter } from "../src/server/rate-limit";
+import { mutationFieldCount } from "../src/server/request-checks";
 import {
   Cleanup,
   Collected,
@@ -331,6 +332,16 @@ function openSocket(token: string) {
   return { client, connected, closed };
 }
 
+/** Builds a mutation of three aliased fields that fail and change nothing. */
+function threeOwnerRemovals(): string {
+  const fields = ["a", "b", "c"].map(
+    (alias) =>
+      `${alias}: removeAccountOwner(username: "missing-${alias}", ` +
+      `email: "nobody@example.com") { username }`,
+  );
+  return `mutation { ${fields.join(" ")} }`;
+}
+
 describe("rate limit", () => {
   test("burst then 429 over HTTP", async () => {
     const token = await freshToken();
@@ -390,6 +401,76 @@ describe("rate limit", () => {
     nowMs = 250;
     expect(limiter.take("a").allowed).toBe(true);
     expect(limiter.take("a").allowed).toBe(false);
+  });
+
+  test("each mutation field costs a token", async () => {
+    const token = await freshToken();
+    const first = await gql(gateway, threeOwnerRemovals(), {}, token);
+    expect(first.status).toBe(200);
+    expect(errorCodes(first)).not.toContain("RATE_LIMITED");
+
+    // The bucket holds 5 tokens and the first request took 3. The second
+    // takes one for itself, and its two further fields find only one left.
+    const second = await gql(gateway, threeOwnerRemovals(), {}, token);
+
+    expect(second.status).toBe(429);
+    expect(errorCodes(second)).toEqual(["RATE_LIMITED"]);
+    expect(second.errors![0].message).toContain("this operation has 3");
+    // The rejected fields took nothing, so one token is left.
+    const third = await gql(gateway, "{ viewer { email } }", {}, token);
+    expect(third.status).toBe(200);
+    const fourth = await gql(gateway, "{ viewer { email } }", {}, token);
+    expect(fourth.status).toBe(429);
+  });
+
+  test("mutation fields cost tokens over graphql-ws", async () => {
+    const token = await freshToken();
+    const client = wsClient(gateway, token);
+    cleanup.add(() => client.dispose());
+    const first = new Collected(client, threeOwnerRemovals());
+    await first.until(() => first.completed || first.errors.length > 0);
+    expect(first.errors).not.toContainEqual(
+      expect.objectContaining({ extensions: { code: "RATE_LIMITED" } }),
+    );
+
+    const second = new Collected(client, threeOwnerRemovals());
+    await second.until(() => second.errors.length > 0);
+
+    const error = second.errors[0] as { message: string; extensions: { code: string } };
+    expect(error.extensions.code).toBe("RATE_LIMITED");
+    expect(error.message).toContain("this operation has 3");
+  });
+
+  test("mutation field count follows fragments", () => {
+    const document = parse(`
+      mutation {
+        a: removeAccountOwner(username: "x", email: "a@example.com") { username }
+        ... on Mutation { b: grantAdmin(email: "b@example.com") { email } }
+        ...More
+      }
+      fragment More on Mutation {
+        c: revokeAdmin(email: "c@example.com") { email }
+        d: revokeAdmin(email: "d@example.com") { email }
+      }
+    `);
+    const operation = document.definitions[0];
+    if (operation.kind !== "OperationDefinition") throw new Error("no operation");
+    expect(mutationFieldCount(document, operation)).toBe(4);
+    const query = parse("{ a: viewer { email } b: viewer { email } }");
+    const queryOperation = query.definitions[0];
+    if (queryOperation.kind !== "OperationDefinition") throw new Error("no operation");
+    expect(mutationFieldCount(query, queryOperation)).toBe(1);
+  });
+
+  test("take with a count is all or nothing", () => {
+    const limiter = new RateLimiter(5, 1, () => 0);
+    expect(limiter.take("a", 3).allowed).toBe(true);
+    const rejected = limiter.take("a", 3);
+    expect(rejected.allowed).toBe(false);
+    expect(rejected.retryAfterMs).toBe(1000);
+    expect(limiter.take("a", 2).allowed).toBe(true);
+    expect(limiter.take("b", 50).allowed).toBe(true);
+    expect(limiter.take("b").allowed).toBe(false);
   });
 
   test("zero rate turns the limiter off", () => {

@@ -369,7 +369,7 @@ export class Gateway {
           httpServer: this.httpServer,
           stopGracePeriodMillis: this.config.shutdownGraceMs,
         }),
-        requestChecksPlugin(),
+        requestChecksPlugin(this.rateLimiter, this.logger),
         {
           async serverWillStart() {
             return {

@@ -40,19 +40,26 @@ export class RateLimiter {
     return this.perSecond > 0;
   }
 
-  /** Takes one token from the key's bucket, if it has one. */
-  take(key: string): RateLimitDecision {
+  /**
+   * Takes `count` tokens from the key's bucket if it has that many, else
+   * none. A count above the bucket's size takes the whole bucket, so that
+   * a full bucket always lets a request through.
+   */
+  take(key: string, count = 1): RateLimitDecision {
     if (!this.enabled) {
       return { allowed: true, retryAfterMs: 0, firstRejection: false };
     }
+    const cost = Math.min(count, this.burst);
     const nowMs = this.now();
     const bucket = this.refill(key, nowMs);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost;
       bucket.rejecting = false;
       return { allowed: true, retryAfterMs: 0, firstRejection: false };
     }
-    const retryAfterMs = Math.ceil(((1 - bucket.tokens) / this.perSecond) * 1000);
+    const retryAfterMs = Math.ceil(
+      ((cost - bucket.tokens) / this.perSecond) * 1000,
+    );
     const firstRejection = !bucket.rejecting;
     bucket.rejecting = true;
     return { allowed: false, retryAfterMs, firstRejection };

@@ -1,6 +1,11 @@
 import type { Server as HttpServer } from "node:http";
 
-import { validate, type GraphQLSchema } from "graphql";
+import {
+  getOperationAST,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+} from "graphql";
 import { CloseCode } from "graphql-ws";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -20,11 +25,30 @@ import {
 import { DocumentCache } from "./documents";
 import { SharedFrames, sharedFrameHooks } from "./shared-frames";
 import type { RateLimiter } from "./rate-limit";
+import { mutationFieldCount, takeMutationTokens } from "./request-checks";
 import {
   checkSubscribeLimits,
   SocketsPerUser,
   socketValidationRules,
 } from "./ws-limits";
+
+/**
+ * Counts the top-level fields of the operation a subscribe message names,
+ * or returns 1 when its document does not parse, which fails later.
+ */
+function socketMutationFieldCount(
+  documents: DocumentCache,
+  payload: { query: string; operationName?: string | null },
+): number {
+  let document: DocumentNode;
+  try {
+    document = documents.parse(payload.query);
+  } catch {
+    return 1;
+  }
+  const operation = getOperationAST(document, payload.operationName);
+  return operation ? mutationFieldCount(document, operation) : 1;
+}
 
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
@@ -140,15 +164,28 @@ export function startWebSocketServer(options: WebSocketOptions) {
         const variable = findNulInVariables(payload.variables);
         if (variable) return [nulCharacterError(`Variable ${variable}`)];
         const viewer = (ctx.extra as SocketExtra).viewer;
-        return checkSubscribeLimits({
+        const rateLimitKey = viewer
+          ? `user:${viewer.email}`
+          : `address:${ctx.extra.request.socket.remoteAddress ?? "unknown"}`;
+        const errors = checkSubscribeLimits({
           limits: options.limits,
           rateLimiter: options.rateLimiter,
           logger,
           openOperations: Object.keys(ctx.subscriptions).length,
-          rateLimitKey: viewer
-            ? `user:${viewer.email}`
-            : `address:${ctx.extra.request.socket.remoteAddress ?? "unknown"}`,
+          rateLimitKey,
         });
+        if (errors) return errors;
+        // The subscribe message has taken one token; a mutation takes one
+        // more per further top-level field.
+        const extra = socketMutationFieldCount(documents, payload) - 1;
+        if (extra <= 0) return undefined;
+        const rejection = takeMutationTokens(
+          options.rateLimiter,
+          rateLimitKey,
+          extra,
+          logger,
+        );
+        return rejection ? [rejection] : undefined;
       },
       context: (ctx, id, payload): GraphQLContext => {
         const context: GraphQLContext = {
