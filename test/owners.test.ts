@@ -13,6 +13,7 @@ import {
   gql,
   type GraphQLResponse,
   startGateway,
+  testConfig,
   tokenFor,
   uniqueEmail,
   uniqueName,
@@ -40,7 +41,11 @@ const ROTATE = `mutation ($u: String!) {
 const ACCOUNT = `query ($u: String!) { account(username: $u) { owners } }`;
 
 beforeAll(async () => {
-  gateway = await startGateway();
+  // One owner creates more accounts here than MAX_ACCOUNTS_PER_USER allows;
+  // test/quotas.test.ts covers the quota.
+  gateway = await startGateway({
+    limits: { ...testConfig().limits, maxAccountsPerUser: 0 },
+  });
   cleanup.add(() => gateway.stop());
   ownerEmail = uniqueEmail("owner");
   owner = await tokenFor(ownerEmail);
