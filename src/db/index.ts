@@ -6,6 +6,7 @@ import { PrismaClient } from "./generated/client";
 
 export { applyMigrations, readMigrations, MIGRATIONS_DIR } from "./migrate";
 export { ensureDatabase, describeDatabase } from "./database";
+export { isDatabaseUnavailable } from "./unavailable";
 export { PrismaClient, Prisma } from "./generated/client";
 export type {
   Account,

@@ -100,6 +100,7 @@ export class Gateway {
     this.stats = new StatsPoller({
       management: this.management,
       intervalMs: config.guardian.intervalMs,
+    maxBackoffMs: config.guardian.maxBackoffMs,
       logger,
     });
     this.guardianEvents = new GuardianEventLog(this.db, logger);
