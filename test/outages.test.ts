@@ -8,6 +8,7 @@
 // on the same broker and database sees the outages too.
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
@@ -17,6 +18,11 @@ import type { Channel } from "amqplib";
 import type { Client as WsClient } from "graphql-ws";
 import { Client as PgClient } from "pg";
 
+import {
+  CONNECT_TIMEOUT_MS,
+  createDatabase,
+  isDatabaseUnavailable,
+} from "../src/db";
 import {
   GUARDIAN_EVENTS_CHANNEL,
   type GuardianEventRecord,
@@ -662,6 +668,29 @@ describe("PostgreSQL stopped", () => {
     }, 30_000);
   });
 });
+
+// --- a database that accepts connections and never replies ---------------
+
+test("silent database fails within timeout", async () => {
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) =>
+    silent.listen(0, "127.0.0.1", resolve),
+  );
+  cleanup.add(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+  const { port } = silent.address() as AddressInfo;
+  const db = createDatabase(`postgresql://postgres@127.0.0.1:${port}/silent`);
+  cleanup.add(() => db.$disconnect());
+
+  const started = Date.now();
+  const error = await db.account.findMany().catch((caught: unknown) => caught);
+  expect(Date.now() - started).toBeLessThan(CONNECT_TIMEOUT_MS + 2000);
+  expect(sockets.length).toBeGreaterThan(0);
+  expect(isDatabaseUnavailable(error)).toBe(true);
+}, 15_000);
 
 // --- the whole file -------------------------------------------------------
 

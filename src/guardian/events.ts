@@ -2,7 +2,11 @@ import { EventEmitter } from "node:events";
 
 import { Client } from "pg";
 
-import type { Database, GuardianEventKind } from "../db";
+import {
+  CONNECT_TIMEOUT_MS,
+  type Database,
+  type GuardianEventKind,
+} from "../db";
 import { RateLimitedLog, type Logger } from "../logger";
 
 /** PostgreSQL channel on which every guardian announces its events. */
@@ -79,7 +83,10 @@ export class GuardianEventLog extends EventEmitter<{
 
   private async connectListener(attempt: number): Promise<void> {
     if (this.closed || !this.databaseUrl) return;
-    const client = new Client({ connectionString: this.databaseUrl });
+    const client = new Client({
+      connectionString: this.databaseUrl,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
     client.on("notification", (message) =>
       this.onNotification(message.payload),
     );
