@@ -87,6 +87,8 @@ const logSink = new Writable({
 
 const cleanup = new Cleanup();
 let gateway: Gateway;
+/** A second gateway without a guardian or any live subscription. */
+let bare: Gateway;
 let owner: string;
 let channel: Channel;
 let feed: Collected<{ messages: Record<string, any> }>;
@@ -189,6 +191,8 @@ beforeAll(async () => {
     createLogger({ level: "info", destination: logSink }),
   );
   cleanup.add(() => gateway.stop());
+  bare = await startGateway();
+  cleanup.add(() => bare.stop());
   gateway.guardianEvents.on("event", (event) => guardianEvents.push(event));
   owner = await tokenFor(uniqueEmail("owner"));
   await createTestAccount(gateway, cleanup, account, owner);
@@ -250,9 +254,12 @@ async function subscribe(
 
 // --- requests -------------------------------------------------------------
 
-function createAccount(username: string): Promise<GraphQLResponse> {
+function createAccount(
+  username: string,
+  via: Gateway = gateway,
+): Promise<GraphQLResponse> {
   return gql(
-    gateway,
+    via,
     `mutation ($u: String!) {
        createAccount(input: { username: $u }) { password }
      }`,
@@ -319,6 +326,21 @@ async function declareOverAmqp(suffix: string): Promise<string> {
   await channel.assertQueue(name, { durable: false });
   cleanup.add(() => brokerAdmin().deleteQueue(name).catch(() => {}));
   return name;
+}
+
+/**
+ * Creates an account through the gateway that had no subscription during
+ * the outage, then opens its first subscription there.
+ */
+async function expectBareRecovers(): Promise<void> {
+  const username = uniqueName("bare-back");
+  const response = await createAccount(username, bare);
+  cleanup.add(() => brokerAdmin().deleteUser(username).catch(() => {}));
+  expect(response.errors).toBeUndefined();
+  const client = wsClient(bare, owner);
+  cleanup.add(() => client.dispose());
+  const first = await subscribe(client, "bare.#");
+  expect(first.errors).toEqual([]);
 }
 
 /** Waits for two more queueStats events, so at least one is new. */
@@ -389,6 +411,12 @@ describe("management API disabled", () => {
 
   test("queue query fails fast", async () => {
     const { response, ms } = await timed(() => readQueue(keptQueue));
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(ms).toBeLessThan(FAIL_FAST_MS);
+  });
+
+  test("gateway without subscriptions fails fast", async () => {
+    const { response, ms } = await timed(() => createAccount(refused, bare));
     expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
   });
@@ -473,6 +501,8 @@ describe("management API enabled again", () => {
 
   test("queueStats subscription resumes", expectQueueStatsResume, 20_000);
 
+  test("gateway without subscriptions recovers", expectBareRecovers, 30_000);
+
   test("guardian deleted nothing", async () => {
     expect(await brokerHasQueue(keptQueue)).toBe(true);
     const row = await gateway.db.queue.findUnique({
@@ -526,6 +556,14 @@ describe("PostgreSQL stopped", () => {
     expect(errorCodes(response)).toEqual(["DATABASE_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
     expect(await brokerHasQueue(refusedQueue)).toBe(false);
+  });
+
+  test("gateway without subscriptions fails fast", async () => {
+    const { response, ms } = await timed(() =>
+      createAccount(refusedAccount, bare),
+    );
+    expect(errorCodes(response)).toEqual(["DATABASE_UNAVAILABLE"]);
+    expect(ms).toBeLessThan(FAIL_FAST_MS);
   });
 
   test("accounts query fails fast", async () => {
@@ -629,6 +667,12 @@ describe("PostgreSQL stopped", () => {
     });
 
     test("queueStats subscription resumes", expectQueueStatsResume, 20_000);
+
+    test(
+      "gateway without subscriptions recovers",
+      expectBareRecovers,
+      30_000,
+    );
 
     test("guardian adopts a new queue", async () => {
       const queue = await declareOverAmqp("after-database");
