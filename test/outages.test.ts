@@ -4,8 +4,8 @@
 // stopped and started. Requests fail fast with a code that names what is
 // down, nothing is left half-done, live messages keep flowing, and all
 // works again without a gateway restart. Needs rabbitmq-plugins,
-// pg_ctlcluster and pg_isready and the rights to run them; everything else
-// on the same broker and database sees the outages too.
+// pg_ctlcluster and pg_isready and the rights to run them. The outages
+// also affect everything else that uses the same broker and database.
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createServer, type AddressInfo, type Socket } from "node:net";
@@ -51,7 +51,7 @@ import {
 
 const run = promisify(execFile);
 
-/** Longest time a request may take to fail while a dependency is down. */
+/** Maximum time a request may take to fail while a dependency is down. */
 const FAIL_FAST_MS = 5000;
 const POSTGRES_VERSION = readdirSync("/etc/postgresql")[0];
 
@@ -100,7 +100,7 @@ const guardianEvents: GuardianEventRecord[] = [];
 
 // --- the dependencies, stopped and started for real -----------------------
 
-async function managementAnswers(): Promise<boolean> {
+async function managementResponds(): Promise<boolean> {
   try {
     await brokerAdmin().overview();
     return true;
@@ -116,13 +116,13 @@ async function disableManagement(): Promise<void> {
 }
 
 /**
- * Enables the plugin until its API answers. The command is repeated
+ * Enables the plugin until its API responds. The command is repeated
  * because it fails while the broker itself restarts.
  */
 async function enableManagement(): Promise<void> {
   await eventually(
     async () => {
-      if (await managementAnswers()) return true;
+      if (await managementResponds()) return true;
       await run("rabbitmq-plugins", ["enable", "rabbitmq_management"], {
         timeout: 60_000,
       }).catch(() => undefined);
@@ -133,7 +133,7 @@ async function enableManagement(): Promise<void> {
   );
 }
 
-async function postgresAnswers(): Promise<boolean> {
+async function postgresReady(): Promise<boolean> {
   try {
     await run("pg_isready", ["-q", "-h", "127.0.0.1"], { timeout: 10_000 });
     return true;
@@ -151,12 +151,12 @@ function pgCtlCluster(action: "start" | "stop") {
   );
 }
 
-/** Starts the cluster unless it answers, then waits until it does. */
+/** Starts the cluster unless it is ready, then waits until it is. */
 async function startPostgres(): Promise<void> {
-  if (await postgresAnswers()) return;
+  if (await postgresReady()) return;
   await pgCtlCluster("start");
   await eventually(
-    async () => ((await postgresAnswers()) ? true : undefined),
+    async () => ((await postgresReady()) ? true : undefined),
     60_000,
     250,
   );
@@ -372,19 +372,19 @@ async function brokerHasQueue(name: string): Promise<boolean> {
 // --- the management API ---------------------------------------------------
 
 describe("management API disabled", () => {
-  const refused = uniqueName("mgmt-down");
+  const failedAccount = uniqueName("mgmt-down");
   let since = 0;
 
   beforeAll(async () => {
     since = Date.now();
     await disableManagement();
-    expect(await managementAnswers()).toBe(false);
+    expect(await managementResponds()).toBe(false);
   }, 90_000);
 
   afterAll(() => enableManagement(), 90_000);
 
   test("createAccount fails fast", async () => {
-    const { response, ms } = await timed(() => createAccount(refused));
+    const { response, ms } = await timed(() => createAccount(failedAccount));
     expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
     const message = response.errors![0].message;
@@ -394,7 +394,7 @@ describe("management API disabled", () => {
 
   test("createAccount leaves no row", async () => {
     const row = await gateway.db.account.findUnique({
-      where: { username: refused },
+      where: { username: failedAccount },
     });
     expect(row).toBeNull();
   });
@@ -416,7 +416,9 @@ describe("management API disabled", () => {
   });
 
   test("gateway without subscriptions fails fast", async () => {
-    const { response, ms } = await timed(() => createAccount(refused, bare));
+    const { response, ms } = await timed(() =>
+      createAccount(failedAccount, bare),
+    );
     expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
   });
@@ -425,6 +427,17 @@ describe("management API disabled", () => {
     const response = await listAccounts();
     expect(response.errors).toBeUndefined();
     expect(response.data?.accounts).toContainEqual({ username: account });
+  });
+
+  test("queues query serves the last poll", async () => {
+    const response = await gql(
+      gateway,
+      `query ($a: String!) { queues(account: $a) { name } }`,
+      { a: account },
+      owner,
+    );
+    expect(response.errors).toBeUndefined();
+    expect(response.data?.queues).toContainEqual({ name: keptQueue });
   });
 
   test("live subscription keeps delivering", async () => {
@@ -509,18 +522,18 @@ describe("management API enabled again", () => {
       where: { name: keptQueue },
     });
     expect(row?.name).toBe(keptQueue);
-    const gone = guardianEvents.filter(
+    const deletions = guardianEvents.filter(
       (e) => e.queue === keptQueue && ["DELETED", "VANISHED"].includes(e.kind),
     );
-    expect(gone).toEqual([]);
+    expect(deletions).toEqual([]);
   });
 });
 
 // --- PostgreSQL -----------------------------------------------------------
 
 describe("PostgreSQL stopped", () => {
-  const refusedAccount = uniqueName("pg-down");
-  const refusedQueue = `queue/${account}/pg-down`;
+  const failedAccount = uniqueName("pg-down");
+  const failedQueue = `queue/${account}/pg-down`;
   let laterClient: WsClient;
   let snapshots = 0;
   const countSnapshot = () => {
@@ -529,7 +542,7 @@ describe("PostgreSQL stopped", () => {
 
   beforeAll(async () => {
     await pgCtlCluster("stop");
-    expect(await postgresAnswers()).toBe(false);
+    expect(await postgresReady()).toBe(false);
     gateway.stats.on("snapshot", countSnapshot);
   }, 90_000);
 
@@ -539,7 +552,7 @@ describe("PostgreSQL stopped", () => {
   }, 90_000);
 
   test("createAccount fails fast", async () => {
-    const { response, ms } = await timed(() => createAccount(refusedAccount));
+    const { response, ms } = await timed(() => createAccount(failedAccount));
     expect(errorCodes(response)).toEqual(["DATABASE_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
     const message = response.errors![0].message;
@@ -548,19 +561,19 @@ describe("PostgreSQL stopped", () => {
   });
 
   test("createAccount creates no RabbitMQ user", async () => {
-    expect(await brokerAdmin().userExists(refusedAccount)).toBe(false);
+    expect(await brokerAdmin().userExists(failedAccount)).toBe(false);
   });
 
   test("createQueue fails fast, no queue", async () => {
     const { response, ms } = await timed(() => createQueue("pg-down"));
     expect(errorCodes(response)).toEqual(["DATABASE_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
-    expect(await brokerHasQueue(refusedQueue)).toBe(false);
+    expect(await brokerHasQueue(failedQueue)).toBe(false);
   });
 
   test("gateway without subscriptions fails fast", async () => {
     const { response, ms } = await timed(() =>
-      createAccount(refusedAccount, bare),
+      createAccount(failedAccount, bare),
     );
     expect(errorCodes(response)).toEqual(["DATABASE_UNAVAILABLE"]);
     expect(ms).toBeLessThan(FAIL_FAST_MS);
@@ -646,11 +659,11 @@ describe("PostgreSQL stopped", () => {
 
     test("failed mutations left no rows", async () => {
       const accountRow = await gateway.db.account.findUnique({
-        where: { username: refusedAccount },
+        where: { username: failedAccount },
       });
       expect(accountRow).toBeNull();
       const queueRow = await gateway.db.queue.findUnique({
-        where: { name: refusedQueue },
+        where: { name: failedQueue },
       });
       expect(queueRow).toBeNull();
     });

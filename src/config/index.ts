@@ -64,8 +64,8 @@ export interface GuardianConfig {
   /** Stats poll and guardian interval (GUARDIAN_INTERVAL_MS, 5000). */
   intervalMs: number;
   /**
-   * Longest delay between stats polls, or between guardian passes, after
-   * failures; the delay doubles up to it (GUARDIAN_MAX_BACKOFF_MS, 60000).
+   * Maximum delay between stats polls, or between guardian passes, after
+   * failures. The delay doubles up to it (GUARDIAN_MAX_BACKOFF_MS, 60000).
    */
   maxBackoffMs: number;
   /** A queue whose `messages` exceeds this is warned (2000). */

@@ -35,8 +35,8 @@ const CLOSED_MESSAGE =
   /^Connection terminated|connection error and is not queryable/;
 
 /**
- * Returns true when the error, or an error it wraps, says that PostgreSQL
- * cannot be reached or dropped the connection.
+ * Returns true when the error, or an error it wraps, shows that
+ * PostgreSQL cannot be reached or dropped the connection.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const seen = new Set<unknown>();
@@ -55,7 +55,6 @@ interface FailureShape {
   message?: unknown;
   cause?: unknown;
   meta?: { driverAdapterError?: unknown };
-  originalCode?: unknown;
 }
 
 function describesUnavailable(failure: FailureShape): boolean {
@@ -73,7 +72,7 @@ function describesUnavailable(failure: FailureShape): boolean {
   );
 }
 
-/** The adapter's error inside Prisma's, or the error's cause. */
+/** Returns the adapter's error inside Prisma's, or else the cause. */
 function nextInChain(failure: FailureShape): unknown {
   return failure.meta?.driverAdapterError ?? failure.cause;
 }

@@ -15,7 +15,7 @@ export const GUARDIAN_EVENTS_CHANNEL = "pulse_guardian_events";
 /** First delay before the listening connection is opened again. */
 const LISTEN_RETRY_MS = 500;
 /**
- * Longest delay between attempts. A connection attempt is cheap, and a
+ * Maximum delay between attempts. A connection attempt is cheap, and a
  * short cap shortens the time during which announcements are missed.
  */
 const LISTEN_MAX_RETRY_MS = 5000;
@@ -62,9 +62,9 @@ export class GuardianEventLog extends EventEmitter<{
 
   /**
    * Listens for events announced on the database, until `close`. When the
-   * listening connection fails or drops, it is opened again with backoff;
-   * meanwhile this log publishes its own events only, and announcements
-   * made during the gap are not received.
+   * listening connection fails or drops, it is opened again with backoff.
+   * Until then this log publishes its own events only, and announcements
+   * made during the gap are lost.
    */
   async listen(databaseUrl: string): Promise<void> {
     this.databaseUrl = databaseUrl;

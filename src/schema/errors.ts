@@ -13,9 +13,9 @@ import { ManagementApiError } from "../rabbitmq/management";
 
 /**
  * Gives every error an `extensions.code` from ErrorCode. Gateway errors
- * keep their message and details; a database that is away becomes
- * DATABASE_UNAVAILABLE, logged at most once a minute; a broker reply keeps
- * its status and reason; anything else is logged and, in production,
+ * keep their message and details. A database that is away becomes
+ * DATABASE_UNAVAILABLE, logged at most once a minute. A broker reply keeps
+ * its status and reason. Anything else is logged and, in production,
  * hidden.
  */
 export function createErrorFormatter(logger: Logger, production: boolean) {
