@@ -13,6 +13,7 @@ import express from "express";
 import { createVerifier, type VerifyBearer } from "../auth";
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db";
+import { ErrorCode } from "../errors";
 import {
   Guardian,
   GuardianEventLog,
@@ -401,7 +402,7 @@ export class Gateway {
             message:
               "The gateway's database is not ready yet; see the gateway's " +
               "log or /readyz for what is missing, and retry.",
-            extensions: { code: "INTERNAL_SERVER_ERROR" },
+            extensions: { code: ErrorCode.DATABASE_UNAVAILABLE },
           },
         ],
       });
