@@ -50,6 +50,9 @@ import {
 
 const run = promisify(execFile);
 
+// Several tests wait up to 10 seconds for a poll, an event or a delivery.
+jest.setTimeout(20_000);
+
 /** Maximum time a request may take to fail while a dependency is down. */
 const FAIL_FAST_MS = 5000;
 const POSTGRES_VERSION = readdirSync("/etc/postgresql")[0];
@@ -319,8 +322,8 @@ async function expectDelivery(
 /** Declares a queue of the test account over AMQP, as a client would. */
 async function declareOverAmqp(suffix: string): Promise<string> {
   const name = `queue/${account}/${suffix}`;
-  // A channel of its own, because a broker restart by another test run
-  // would have closed one opened earlier.
+  // A new channel each time, because a broker restart since the last
+  // call would have closed an older one.
   const channel = await gateway.amqp.createChannel();
   await channel.assertQueue(name, { durable: false });
   await channel.close();
