@@ -9,6 +9,8 @@ export enum ErrorCode {
   NOT_FOUND = "NOT_FOUND",
   CONFLICT = "CONFLICT",
   BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE",
+  /** PostgreSQL cannot be reached or dropped the connection; retry later. */
+  DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE",
   /** The caller's rate limit is used up; retry later. */
   RATE_LIMITED = "RATE_LIMITED",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
@@ -63,6 +65,12 @@ export class ConflictError extends GatewayError {
 export class BrokerUnavailableError extends GatewayError {
   constructor(message: string, details?: ErrorDetails, cause?: unknown) {
     super(ErrorCode.BROKER_UNAVAILABLE, message, details, { cause });
+  }
+}
+
+export class DatabaseUnavailableError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails, cause?: unknown) {
+    super(ErrorCode.DATABASE_UNAVAILABLE, message, details, { cause });
   }
 }
 
