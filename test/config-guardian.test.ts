@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from "../src/config";
 test("guardian defaults", () => {
   const { guardian } = loadConfig({});
   expect(guardian.maxDeleteSize).toBe(100_000);
+  expect(guardian.maxBackoffMs).toBe(60_000);
   expect(guardian.consumerGoneMs).toBe(600_000);
   expect(guardian.historyRetentionDays).toBe(30);
   expect(guardian.notifications.smtpUrl).toBeUndefined();
@@ -41,6 +42,25 @@ test("maximum below delete size is rejected", () => {
   expect(load).toThrow(/GUARDIAN_MAX_DELETE_SIZE \(10\)/);
 });
 
+test("backoff below interval is rejected", () => {
+  const load = () =>
+    loadConfig({
+      GUARDIAN_INTERVAL_MS: "5000",
+      GUARDIAN_MAX_BACKOFF_MS: "1000",
+    });
+  expect(load).toThrow(ConfigError);
+  expect(load).toThrow(/GUARDIAN_MAX_BACKOFF_MS \(1000\)/);
+  expect(load).toThrow(/GUARDIAN_INTERVAL_MS \(5000\)/);
+});
+
+test("backoff setting is read", () => {
+  const { guardian } = loadConfig({
+    GUARDIAN_INTERVAL_MS: "500",
+    GUARDIAN_MAX_BACKOFF_MS: "2000",
+  });
+  expect(guardian.maxBackoffMs).toBe(2000);
+});
+
 test("invalid guardian values are rejected", () => {
   const cases: Record<string, string> = {
     SMTP_URL: "not a url",
@@ -48,6 +68,7 @@ test("invalid guardian values are rejected", () => {
     GUARDIAN_WEBHOOK_ATTEMPTS: "0",
     GUARDIAN_HISTORY_RETENTION_DAYS: "0",
     GUARDIAN_CONSUMER_GONE_MS: "-1",
+    GUARDIAN_MAX_BACKOFF_MS: "fast",
   };
   for (const [name, value] of Object.entries(cases)) {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));

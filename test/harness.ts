@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import { signToken } from "../src/auth";
 import { loadConfig, type Config } from "../src/config";
 import { Guardian } from "../src/guardian";
-import { createLogger } from "../src/logger";
+import { createLogger, type Logger } from "../src/logger";
 import { ManagementClient } from "../src/rabbitmq";
 import { Gateway } from "../src/server";
 
@@ -37,11 +37,17 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   return { ...base, ...overrides };
 }
 
+/**
+ * Starts a gateway and waits until it is ready. Its logs are dropped
+ * unless TEST_LOG_LEVEL is set or the test passes its own logger.
+ */
 export async function startGateway(
   overrides: Partial<Config> = {},
+  logger: Logger = createLogger({
+    level: process.env.TEST_LOG_LEVEL ?? "silent",
+  }),
 ): Promise<Gateway> {
   const config = testConfig(overrides);
-  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const gateway = new Gateway(config, logger);
   await gateway.start();
   await gateway.ready(30_000);

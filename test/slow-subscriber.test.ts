@@ -24,9 +24,8 @@ const exchange = `exchange/${uniqueName("test-slow")}/v1`;
 
 beforeAll(async () => {
   gateway = await startGateway({
-    // NOTE: below graphql-ws's 12 s keep-alive, which would drop the paused
-    // socket first. On a busy machine, publishing 20,000 messages can take
-    // longer than this, and the queue is gone before its backlog is read.
+    // Below graphql-ws's 12 s keep-alive, which would drop the paused
+    // socket first.
     live: { prefetch: 50, bufferSize: 10, maxBehindMs: 10_000 },
   });
   cleanup.add(() => gateway.stop());
@@ -55,10 +54,12 @@ test("paused client is closed with 4290", async () => {
   // Stop reading, so the server's writes back up into its socket.
   (socket as unknown as { _socket: { pause(): void } })._socket.pause();
 
-  // Enough 1 KiB messages to fill the loopback socket buffers, after which
-  // the gateway's writes stall and its subscriber buffer fills up.
-  const body = Buffer.from(JSON.stringify({ filler: "x".repeat(1024) }));
-  const published = 20_000;
+  // Enough 32 KiB messages to fill the loopback socket buffers several
+  // times over, after which the gateway's writes stall and its subscriber
+  // buffer fills up. Few large messages publish in a second or two, well
+  // within the 10 s limit even on a busy machine.
+  const body = Buffer.from(JSON.stringify({ filler: "x".repeat(32 * 1024) }));
+  const published = 2_000;
   for (let i = 0; i < published; i += 1) {
     await gateway.amqp.publish(exchange, "slow.key", body);
   }

@@ -89,7 +89,10 @@ test("graphql returns 503 before database ready", async () => {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ query: "{ viewer { email } }" }),
   });
-  const body = (await response.json()) as { errors: { message: string }[] };
+  const body = (await response.json()) as {
+    errors: { message: string; extensions: { code: string } }[];
+  };
   expect(response.status).toBe(503);
   expect(body.errors[0].message).toMatch(/database is not ready/);
+  expect(body.errors[0].extensions.code).toBe("DATABASE_UNAVAILABLE");
 });

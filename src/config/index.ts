@@ -75,6 +75,11 @@ export interface GuardianConfig {
   enabled: boolean;
   /** Stats poll and guardian interval (GUARDIAN_INTERVAL_MS, 5000). */
   intervalMs: number;
+  /**
+   * Maximum delay between stats polls, or between guardian passes, after
+   * failures. The delay doubles up to it (GUARDIAN_MAX_BACKOFF_MS, 60000).
+   */
+  maxBackoffMs: number;
   /** A queue whose `messages` exceeds this is warned (2000). */
   warnSize: number;
   /** A queue whose `messages` exceeds this is deleted (8000). */
@@ -241,6 +246,7 @@ function readGuardian(env: Env): GuardianConfig {
   const guardian: GuardianConfig = {
     enabled: readBool(env, "GUARDIAN_ENABLED", true),
     intervalMs: readInt(env, "GUARDIAN_INTERVAL_MS", 5000, 100),
+    maxBackoffMs: readInt(env, "GUARDIAN_MAX_BACKOFF_MS", 60_000, 100),
     warnSize: readInt(env, "GUARDIAN_WARN_SIZE", 2000, 0),
     deleteSize: readInt(env, "GUARDIAN_DELETE_SIZE", 8000, 1),
     maxDeleteSize: readInt(env, "GUARDIAN_MAX_DELETE_SIZE", 100_000, 1),
@@ -258,6 +264,13 @@ function readGuardian(env: Env): GuardianConfig {
       `GUARDIAN_WARN_SIZE (${guardian.warnSize}) must be below ` +
         `GUARDIAN_DELETE_SIZE (${guardian.deleteSize}); lower the first ` +
         `or raise the second.`,
+    );
+  }
+  if (guardian.maxBackoffMs < guardian.intervalMs) {
+    throw new ConfigError(
+      `GUARDIAN_MAX_BACKOFF_MS (${guardian.maxBackoffMs}) must be at least ` +
+        `GUARDIAN_INTERVAL_MS (${guardian.intervalMs}); raise the first or ` +
+        `lower the second.`,
     );
   }
   if (guardian.maxDeleteSize < guardian.deleteSize) {

@@ -2,6 +2,13 @@ import { Client } from "pg";
 
 import type { Logger } from "../logger";
 
+/**
+ * Time allowed to open a connection, handshake included. pg waits for
+ * ever by default, so a server that accepts connections and never replies
+ * would hang every request instead of failing it.
+ */
+export const CONNECT_TIMEOUT_MS = 5000;
+
 /** Database name and the address of its server, from a connection URL. */
 export function describeDatabase(databaseUrl: string) {
   const url = new URL(databaseUrl);
@@ -22,7 +29,10 @@ export async function ensureDatabase(
   const { name } = describeDatabase(databaseUrl);
   const adminUrl = new URL(databaseUrl);
   adminUrl.pathname = "/postgres";
-  const client = new Client({ connectionString: adminUrl.toString() });
+  const client = new Client({
+    connectionString: adminUrl.toString(),
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
   await client.connect();
   try {
     const found = await client.query(

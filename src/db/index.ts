@@ -2,10 +2,16 @@
 // creation and the start-up migration runner.
 import { PrismaPg } from "@prisma/adapter-pg";
 
+import { CONNECT_TIMEOUT_MS } from "./database";
 import { PrismaClient } from "./generated/client";
 
 export { applyMigrations, readMigrations, MIGRATIONS_DIR } from "./migrate";
-export { ensureDatabase, describeDatabase } from "./database";
+export {
+  CONNECT_TIMEOUT_MS,
+  describeDatabase,
+  ensureDatabase,
+} from "./database";
+export { isDatabaseUnavailable } from "./unavailable";
 export { PrismaClient, Prisma } from "./generated/client";
 export type {
   Account,
@@ -20,6 +26,9 @@ export type Database = PrismaClient;
 
 /** Creates a Prisma client that talks to PostgreSQL through `pg`. */
 export function createDatabase(databaseUrl: string): Database {
-  const adapter = new PrismaPg({ connectionString: databaseUrl });
+  const adapter = new PrismaPg({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
   return new PrismaClient({ adapter });
 }

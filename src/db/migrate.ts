@@ -5,6 +5,7 @@ import path from "node:path";
 import { Client } from "pg";
 
 import type { Logger } from "../logger";
+import { CONNECT_TIMEOUT_MS } from "./database";
 
 /** Folder of the committed migrations, in Prisma's own layout. */
 export const MIGRATIONS_DIR = path.resolve(__dirname, "../../prisma/migrations");
@@ -67,7 +68,10 @@ export async function applyMigrations(
   dir = MIGRATIONS_DIR,
 ): Promise<string[]> {
   const migrations = await readMigrations(dir);
-  const client = new Client({ connectionString: databaseUrl });
+  const client = new Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
   await client.connect();
   try {
     await client.query("SELECT pg_advisory_lock($1)", [

@@ -11,6 +11,8 @@ export enum ErrorCode {
   BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE",
   /** A per-user or per-account quota is used up; delete something first. */
   QUOTA_EXCEEDED = "QUOTA_EXCEEDED",
+  /** PostgreSQL cannot be reached or dropped the connection; retry later. */
+  DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE",
   /** The caller's rate limit is used up; retry later. */
   RATE_LIMITED = "RATE_LIMITED",
   INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR",
@@ -71,6 +73,12 @@ export class QuotaExceededError extends GatewayError {
 export class BrokerUnavailableError extends GatewayError {
   constructor(message: string, details?: ErrorDetails, cause?: unknown) {
     super(ErrorCode.BROKER_UNAVAILABLE, message, details, { cause });
+  }
+}
+
+export class DatabaseUnavailableError extends GatewayError {
+  constructor(message: string, details?: ErrorDetails, cause?: unknown) {
+    super(ErrorCode.DATABASE_UNAVAILABLE, message, details, { cause });
   }
 }
 

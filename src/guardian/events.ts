@@ -2,11 +2,23 @@ import { EventEmitter } from "node:events";
 
 import { Client } from "pg";
 
-import type { Database, GuardianEventKind } from "../db";
-import type { Logger } from "../logger";
+import {
+  CONNECT_TIMEOUT_MS,
+  type Database,
+  type GuardianEventKind,
+} from "../db";
+import { RateLimitedLog, type Logger } from "../logger";
 
 /** PostgreSQL channel on which every guardian announces its events. */
 export const GUARDIAN_EVENTS_CHANNEL = "pulse_guardian_events";
+
+/** First delay before the listening connection is opened again. */
+const LISTEN_RETRY_MS = 500;
+/**
+ * Maximum delay between attempts. A connection attempt is cheap, and a
+ * short cap shortens the time during which announcements are missed.
+ */
+const LISTEN_MAX_RETRY_MS = 5000;
 
 export interface GuardianEventRecord {
   queue: string;
@@ -33,6 +45,10 @@ export class GuardianEventLog extends EventEmitter<{
 }> {
   private listener: Client | null = null;
   private listening = false;
+  private closed = false;
+  private databaseUrl: string | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly listenErrors: RateLimitedLog;
 
   constructor(
     private readonly db: Database,
@@ -41,34 +57,86 @@ export class GuardianEventLog extends EventEmitter<{
     super();
     // Every open guardianEvents subscription adds a listener.
     this.setMaxListeners(0);
+    this.listenErrors = new RateLimitedLog(logger);
   }
 
   /**
-   * Listens for events announced on the database, until `close`. While the
-   * listening connection is down, this log publishes its own events only.
+   * Listens for events announced on the database, until `close`. When the
+   * listening connection fails or drops, it is opened again with backoff.
+   * Until then this log publishes its own events only, and announcements
+   * made during the gap are lost.
    */
   async listen(databaseUrl: string): Promise<void> {
-    const client = new Client({ connectionString: databaseUrl });
-    client.on("notification", (message) => this.onNotification(message.payload));
-    client.on("error", (error) => {
-      this.listening = false;
-      this.logger.warn(
-        { err: error },
-        "guardian event listener lost its database connection; events " +
-          "from other gateways will not be published here until restart",
-      );
-    });
-    await client.connect();
-    await client.query(`LISTEN ${GUARDIAN_EVENTS_CHANNEL}`);
-    this.listener = client;
-    this.listening = true;
+    this.databaseUrl = databaseUrl;
+    await this.connectListener(0);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     const client = this.listener;
     this.listener = null;
     this.listening = false;
     await client?.end().catch(() => undefined);
+  }
+
+  private async connectListener(attempt: number): Promise<void> {
+    if (this.closed || !this.databaseUrl) return;
+    const client = new Client({
+      connectionString: this.databaseUrl,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    client.on("notification", (message) =>
+      this.onNotification(message.payload),
+    );
+    client.on("error", (error) => this.onListenerError(client, error));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${GUARDIAN_EVENTS_CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      this.retryListen(attempt + 1, error);
+      return;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.listener = client;
+    this.listening = true;
+    this.listenErrors.clear("listen");
+    if (attempt > 0) {
+      this.logger.info({ attempt }, "guardian event listener connected again");
+    }
+  }
+
+  private onListenerError(client: Client, error: Error): void {
+    if (this.listener !== client) return;
+    this.listener = null;
+    this.listening = false;
+    void client.end().catch(() => undefined);
+    this.retryListen(1, error);
+  }
+
+  /** Logs the failure (rate-limited) and tries again after a backoff. */
+  private retryListen(attempt: number, error: unknown): void {
+    if (this.closed) return;
+    const delayMs = Math.min(
+      LISTEN_RETRY_MS * 2 ** (attempt - 1),
+      LISTEN_MAX_RETRY_MS,
+    );
+    this.listenErrors.warn(
+      "listen",
+      { err: error, attempt, retryInMs: delayMs },
+      "guardian event listener has no database connection; until it " +
+        "reconnects, only this gateway's own guardian events are published",
+    );
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.connectListener(attempt);
+    }, delayMs);
+    this.retryTimer.unref();
   }
 
   async record(

@@ -1,7 +1,11 @@
 // The guardian: thresholds, adoption, reconciliation, notices and history
 // of Pulse queues.
 export { Guardian, type GuardianOptions } from "./guardian";
-export { GuardianEventLog, type GuardianEventRecord } from "./events";
+export {
+  GUARDIAN_EVENTS_CHANNEL,
+  GuardianEventLog,
+  type GuardianEventRecord,
+} from "./events";
 export { GuardianLock } from "./lock";
 export { QueueHistory, type QueueSamplePoint } from "./history";
 export {

@@ -1,5 +1,6 @@
 import { Client } from "pg";
 
+import { CONNECT_TIMEOUT_MS } from "../db";
 import type { Logger } from "../logger";
 
 // Key of the PostgreSQL advisory lock that the acting guardian holds:
@@ -51,7 +52,10 @@ export class GuardianLock {
 
   private async connect(): Promise<Client> {
     if (this.client) return this.client;
-    const client = new Client({ connectionString: this.databaseUrl });
+    const client = new Client({
+      connectionString: this.databaseUrl,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
     client.on("error", (error) => {
       this.logger.warn({ err: error }, "guardian lock connection lost");
       if (this.client === client) {

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const stats = new StatsPoller({
     management,
     intervalMs: config.guardian.intervalMs,
+    maxBackoffMs: config.guardian.maxBackoffMs,
     logger,
   });
   const notifier = new Notifier(config.guardian.notifications, logger);

@@ -7,6 +7,7 @@ export function guardianSettings(config: Config) {
     warnSize: guardian.warnSize,
     deleteSize: guardian.deleteSize,
     consumerGoneMs: guardian.consumerGoneMs,
+    maxBackoffMs: guardian.maxBackoffMs,
     gatewayAccount: config.gatewayAccount,
     adminRecipients: {
       emails: config.adminEmails,

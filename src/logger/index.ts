@@ -34,6 +34,24 @@ export class RateLimitedLog {
   ) {}
 
   error(key: string, fields: object, message: string): void {
+    this.log("error", key, fields, message);
+  }
+
+  warn(key: string, fields: object, message: string): void {
+    this.log("warn", key, fields, message);
+  }
+
+  /** Forgets a key once its failure is over, so the next one logs at once. */
+  clear(key: string): boolean {
+    return this.last.delete(key);
+  }
+
+  private log(
+    level: "error" | "warn",
+    key: string,
+    fields: object,
+    message: string,
+  ): void {
     const now = Date.now();
     const entry = this.last.get(key);
     if (entry && now - entry.at < this.intervalMs) {
@@ -42,14 +60,9 @@ export class RateLimitedLog {
     }
     const repeats = entry?.skipped ?? 0;
     this.last.set(key, { at: now, skipped: 0 });
-    this.logger.error(
+    this.logger[level](
       repeats > 0 ? { ...fields, repeatsNotLogged: repeats } : fields,
       message,
     );
-  }
-
-  /** Forgets a key once its failure is over, so the next one logs at once. */
-  clear(key: string): boolean {
-    return this.last.delete(key);
   }
 }

@@ -417,8 +417,10 @@ export class ManagementClient {
     } catch (error) {
       throw new BrokerUnavailableError(
         `The RabbitMQ management API at ${this.baseUrl} is not reachable ` +
-          `(${describeFetchError(error)}); start RabbitMQ and enable the ` +
-          `plugin with \`rabbitmq-plugins enable rabbitmq_management\`.`,
+          `(${describeFetchError(error)}), so the request was not ` +
+          `completed; retry in a few seconds. If it stays down, start ` +
+          `RabbitMQ and enable the plugin with ` +
+          `\`rabbitmq-plugins enable rabbitmq_management\`.`,
         { managementUrl: this.baseUrl, method, path },
         error,
       );

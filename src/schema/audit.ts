@@ -9,10 +9,12 @@ import {
 } from "graphql";
 
 import { redactUrlPasswords } from "../config";
-import { ErrorCode, isGatewayError } from "../errors";
+import { isDatabaseUnavailable } from "../db";
+import { ErrorCode } from "../errors";
 import { queueAccount } from "../services/pulse-names";
 import { AUDIT_OK, type NewAuditEntry } from "../services/audit";
 import type { GraphQLContext } from "./context";
+import { toGatewayError } from "./errors";
 
 /** Argument names whose values are replaced before they are stored. */
 const SECRET_KEY = /pass(word)?|secret|token|authorization|credential/i;
@@ -57,7 +59,9 @@ function auditedResolver(
 
 /**
  * Writes the entry, logging a failed write rather than failing the
- * mutation, whose change has already been made.
+ * mutation, whose change has already been made. While the database is
+ * away, the line is a warning, so that an outage does not log one error
+ * per mutation.
  */
 async function writeEntry(
   context: GraphQLContext,
@@ -66,7 +70,8 @@ async function writeEntry(
   try {
     await context.services.audit.record(entry);
   } catch (error) {
-    context.logger.error(
+    const level = isDatabaseUnavailable(error) ? "warn" : "error";
+    context.logger[level](
       {
         err: error,
         mutation: entry.mutation,
@@ -135,7 +140,8 @@ export function redactSecrets(value: unknown): unknown {
 }
 
 function errorCode(error: unknown): string {
-  if (isGatewayError(error)) return error.code;
+  const known = toGatewayError(error);
+  if (known) return known.code;
   if (error instanceof GraphQLError) {
     const code = error.extensions?.code;
     if (typeof code === "string") return code;

@@ -1,21 +1,39 @@
 import type { GraphQLError, GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 
-import { ErrorCode, isGatewayError } from "../errors";
-import type { Logger } from "../logger";
+import { isDatabaseUnavailable } from "../db";
+import {
+  DatabaseUnavailableError,
+  ErrorCode,
+  isGatewayError,
+  type GatewayError,
+} from "../errors";
+import { RateLimitedLog, type Logger } from "../logger";
 import { ManagementApiError } from "../rabbitmq/management";
 
 /**
  * Gives every error an `extensions.code` from ErrorCode. Gateway errors
- * keep their message and details; a broker reply keeps its status and
- * reason; anything else is logged and, in production, hidden.
+ * keep their message and details. A database that is away becomes
+ * DATABASE_UNAVAILABLE, logged at most once a minute. A broker reply keeps
+ * its status and reason. Anything else is logged and, in production,
+ * hidden.
  */
 export function createErrorFormatter(logger: Logger, production: boolean) {
+  const outages = new RateLimitedLog(logger);
   return (
     formatted: GraphQLFormattedError,
     error: unknown,
   ): GraphQLFormattedError => {
-    const original = unwrapOriginal(error);
+    const unwrapped = unwrapOriginal(error);
+    const original = toGatewayError(unwrapped) ?? unwrapped;
+    if (original instanceof DatabaseUnavailableError) {
+      outages.error(
+        "database",
+        { err: unwrapped, path: formatted.path },
+        "the database is unavailable; requests that need it fail with " +
+          "DATABASE_UNAVAILABLE",
+      );
+    }
     if (isGatewayError(original)) {
       return {
         ...formatted,
@@ -50,6 +68,24 @@ export function createErrorFormatter(logger: Logger, production: boolean) {
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
     };
   };
+}
+
+/**
+ * Returns the error as a GatewayError when it is one or when it is a
+ * failure to reach the database, and null otherwise.
+ */
+export function toGatewayError(error: unknown): GatewayError | null {
+  if (isGatewayError(error)) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new DatabaseUnavailableError(
+      "The gateway's database (PostgreSQL) cannot be reached, so the " +
+        "request was not completed; retry in a few seconds. If it keeps " +
+        "failing, the gateway's /readyz shows what is down.",
+      {},
+      error,
+    );
+  }
+  return null;
 }
 
 /**

@@ -1,7 +1,9 @@
 import { Repeater, SlidingBuffer } from "@graphql-yoga/subscription";
 import { Arg, Resolver, Root, Subscription } from "type-graphql";
 
+import { isDatabaseUnavailable } from "../db";
 import { isGatewayError } from "../errors";
+import { RateLimitedLog } from "../logger";
 import type { QueueRecord } from "../services";
 import type { StatsSnapshot } from "../stats";
 import { requireViewer, type GraphQLContext } from "./context";
@@ -39,6 +41,7 @@ async function subscribeQueueStats(
   const { queues, stats } = context.services;
   // Rejects at once when the caller may not see the selection.
   await queues.authorizeSelection(viewer, args);
+  const outage = new RateLimitedLog(context.logger);
   return new Repeater<QueueRecord[]>(async (push, stop) => {
     // Snapshots are turned into records one at a time, so they arrive in
     // the order the poller took them.
@@ -50,6 +53,7 @@ async function subscribeQueueStats(
         .then(() => queues.authorizeSelection(viewer, args))
         .then((current) => queues.fromSnapshot(snapshot, current))
         .then(async (records) => {
+          outage.clear("database");
           // The buffer keeps only the newest statistics, so a client that
           // reads slowly skips old ones instead of queueing them.
           void push(records);
@@ -57,6 +61,16 @@ async function subscribeQueueStats(
         .catch((error: unknown) => {
           if (isGatewayError(error)) {
             void stop(error);
+            return;
+          }
+          // The subscription stays open and resumes with the first
+          // snapshot after the database is back.
+          if (isDatabaseUnavailable(error)) {
+            outage.warn(
+              "database",
+              { err: error, viewer: viewer.email },
+              "queue statistics skip polls while the database is unavailable",
+            );
             return;
           }
           context.logger.error(

@@ -13,6 +13,7 @@ import express from "express";
 import { createVerifier, type VerifyBearer } from "../auth";
 import type { Config } from "../config";
 import { createDatabase, type Database } from "../db";
+import { ErrorCode } from "../errors";
 import {
   Guardian,
   GuardianEventLog,
@@ -100,6 +101,7 @@ export class Gateway {
     this.stats = new StatsPoller({
       management: this.management,
       intervalMs: config.guardian.intervalMs,
+    maxBackoffMs: config.guardian.maxBackoffMs,
       logger,
     });
     this.guardianEvents = new GuardianEventLog(this.db, logger);
@@ -404,7 +406,7 @@ export class Gateway {
             message:
               "The gateway's database is not ready yet; see the gateway's " +
               "log or /readyz for what is missing, and retry.",
-            extensions: { code: "INTERNAL_SERVER_ERROR" },
+            extensions: { code: ErrorCode.DATABASE_UNAVAILABLE },
           },
         ],
       });
