@@ -153,6 +153,41 @@ test("createBinding still rejects odd patterns", async () => {
   expect(await brokerPatterns(queue)).toEqual([]);
 });
 
+test.each([".", ".."])("updateBinding rejects new pattern %j", async (pattern) => {
+  const queue = await createQueue(uniqueName("update"));
+  await channel.bindQueue(queue, exchange, "old.#");
+
+  const response = await gql(
+    gateway,
+    `mutation ($input: BindingInput!, $to: BindingTargetInput!) {
+      updateBinding(input: $input, to: $to) { routingKeyPattern }
+    }`,
+    {
+      input: { queue, exchange, routingKeyPattern: "old.#" },
+      to: { exchange, routingKeyPattern: pattern },
+    },
+    owner,
+  );
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain(`"${pattern}#"`);
+  expect(await brokerPatterns(queue)).toEqual(["old.#"]);
+});
+
+test.each([".", ".."])("replaceBindings rejects new pattern %j", async (pattern) => {
+  const queue = await createQueue(uniqueName("replace-new"));
+
+  const response = await gql(
+    gateway,
+    REPLACE_BINDINGS,
+    { q: queue, b: [{ exchange, routingKeyPattern: pattern }] },
+    owner,
+  );
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(await brokerPatterns(queue)).toEqual([]);
+});
+
 test("guardian records odd AMQP patterns", async () => {
   const queue = await createQueue(uniqueName("guardian"));
   for (const pattern of ODD_PATTERNS) {

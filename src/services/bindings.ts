@@ -54,9 +54,7 @@ export class BindingService {
   async create(viewer: Viewer, input: BindingInput): Promise<BindingRecord> {
     const { queue, exchange, routingKeyPattern } = input;
     const target = { exchange, routingKeyPattern };
-    const problem =
-      validateBindingPattern(routingKeyPattern) ??
-      unaddressablePattern(routingKeyPattern);
+    const problem = newPatternProblem(routingKeyPattern);
     if (problem) throw new BadInputError(problem, { routingKeyPattern });
     const account = await this.authorize(viewer, input);
     const info = await this.queues.fetchQueue(queue);
@@ -436,15 +434,24 @@ function bindingNotFound(input: BindingInput): NotFoundError {
   );
 }
 
+/**
+ * Checks a binding the gateway is about to make: createBinding, the `to` of
+ * updateBinding and every target of replaceBindings share these rules.
+ */
 function validateTarget(target: BindingTarget): void {
   validateExchangeName(target.exchange);
-  const problem = validateBindingPattern(target.routingKeyPattern);
+  const problem = newPatternProblem(target.routingKeyPattern);
   if (problem) {
     throw new BadInputError(problem, {
       exchange: target.exchange,
       routingKeyPattern: target.routingKeyPattern,
     });
   }
+}
+
+/** Returns why the gateway must not bind with `pattern`, or null. */
+function newPatternProblem(pattern: string): string | null {
+  return validateBindingPattern(pattern) ?? unaddressablePattern(pattern);
 }
 
 function uniqueTargets(targets: BindingTarget[]): BindingTarget[] {
