@@ -2,11 +2,12 @@
 // RabbitMQ users, warning and recovery, deletion past the threshold unless
 // unbounded, and queues that vanish. Each test sets thresholds on its own
 // queue's row, so no other queue of the broker crosses them.
-import type { Channel } from "amqplib";
+import { connect, type Channel } from "amqplib";
 
 import { Guardian, type GuardianEventRecord } from "../src/guardian";
 import type { Gateway } from "../src/server";
 import {
+  amqpUrlAs,
   brokerAdmin,
   Cleanup,
   eventually,
@@ -23,6 +24,7 @@ let gateway: Gateway;
 let guardian: Guardian;
 let channel: Channel;
 let ownerToken: string;
+let accountPassword: string;
 const account = uniqueName("guarded");
 const events: GuardianEventRecord[] = [];
 
@@ -36,6 +38,7 @@ beforeAll(async () => {
     (ownerToken = await tokenFor(uniqueEmail("owner"))),
   );
   expect(created.errors).toBeUndefined();
+  accountPassword = created.data!.createAccount.password;
   cleanup.add(() => brokerAdmin().deleteUser(account).catch(() => undefined));
   guardian = guardianFor(gateway);
   gateway.guardianEvents.on("event", (event) => events.push(event));
@@ -198,4 +201,29 @@ test("events reach every gateway on the database", async () => {
   expect(seenHere).toHaveLength(1);
   expect(seenThere[0]).toMatchObject({ queue, kind: "WARNED", size: 3 });
   expect(seenThere[0].at).toBeInstanceOf(Date);
+});
+
+// The account's permission regex ^(queue/<account>/.*|...) lets it declare
+// every name with its prefix, including the prefix alone.
+test.each([
+  ["empty rest", ""],
+  ["rest of a space", " "],
+  ["rest of a slash", "/"],
+])("enforces sizes on queue with %s", async (_case, rest) => {
+  const queue = `queue/${account}/${rest}`;
+  const connection = await connect(amqpUrlAs(account, accountPassword));
+  cleanup.add(() => connection.close());
+  const own = await connection.createChannel();
+  await own.assertQueue(queue, { durable: false });
+  cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+
+  const adopted = await passUntil(queue, "ADOPTED");
+  expect(adopted.account).toBe(account);
+  await setThresholds(queue, { warnSize: 1, deleteSize: 2 });
+  await publish(queue, 3);
+  const deleted = await passUntil(queue, "DELETED");
+  expect(deleted).toMatchObject({ size: 3, threshold: 2 });
+  const names = (await brokerAdmin().listQueues()).map((q) => q.name);
+  expect(names).not.toContain(queue);
+  expect(events.filter((e) => e.queue === queue && e.kind === "MISNAMED_QUEUE")).toEqual([]);
 });

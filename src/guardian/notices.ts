@@ -88,7 +88,8 @@ function adviceFor(kind: GuardianEventKind): string {
     case "MISNAMED_QUEUE":
       return (
         "Rename or delete the queue: Pulse queues are named " +
-        "queue/<account>/<name>. The guardian does not delete it."
+        "queue/<account>/<name>. The guardian neither deletes it nor " +
+        "checks its size, so it can grow without a limit."
       );
     case "USER_MISSING":
       return (

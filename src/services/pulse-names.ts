@@ -85,9 +85,12 @@ export function buildQueueName(account: string, name: string): string {
 /**
  * Returns the account a queue name belongs to by Pulse's convention
  * (queue/<account>/<rest>), or null for a name outside the convention.
+ * The rest may be empty or contain any character, because the account's
+ * permission regex `^(queue/<account>/.*|...)` lets it declare every name
+ * that starts with its prefix, `queue/<account>/` itself included.
  */
 export function queueAccount(queueName: string): string | null {
-  const match = /^queue\/([^/]+)\/.+/.exec(queueName);
+  const match = /^queue\/([^/]+)\//.exec(queueName);
   if (!match || !ACCOUNT_NAME_PATTERN.test(match[1])) return null;
   return match[1];
 }
