@@ -160,6 +160,17 @@ describe("peek", () => {
     );
   });
 
+  test("out-of-range timestamp kept as number", async () => {
+    const queue = await createQueue("stamped");
+    await gateway.amqp.publish("", queue, Buffer.from("{}"), {
+      timestamp: 99_999_999_999_999,
+    });
+    const response = await gql(gateway, PEEK, { q: queue, n: 1 }, owner);
+    expect(response.errors).toBeUndefined();
+    const [message] = response.data!.peekMessages;
+    expect(message.properties.timestamp).toBe(99_999_999_999_999);
+  });
+
   test("large payload is truncated", async () => {
     const queue = await createQueue("large");
     const body = JSON.stringify({ data: "x".repeat(PEEK_MAX_PAYLOAD_BYTES) });

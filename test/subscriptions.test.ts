@@ -127,6 +127,42 @@ test("deeply nested body arrives as text", async () => {
   watcher.stop();
 });
 
+test("out-of-range timestamp falls back to now", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const watcher = new Collected(
+    client,
+    `subscription ($exchange: String!) {
+      messages(exchange: $exchange, routingKeyPattern: "stamp.#") {
+        routingKey timestamp
+      }
+    }`,
+    { exchange },
+  );
+  await eventually(async () =>
+    (await liveQueues()).length === 1 ? true : undefined,
+  );
+
+  const before = Date.now();
+  const body = Buffer.from("{}");
+  for (const [key, timestamp] of [
+    ["stamp.huge", 99_999_999_999_999],
+    ["stamp.year-10000", 253_402_300_800],
+    ["stamp.valid", 1_700_000_000],
+  ] as const) {
+    await gateway.amqp.publish(exchange, key, body, { timestamp });
+  }
+
+  await watcher.until(() => watcher.events.length === 3);
+  expect(watcher.errors).toEqual([]);
+  const stamps = watcher.events.map((event) => event.messages);
+  expect(stamps[0].routingKey).toBe("stamp.huge");
+  expect(Date.parse(stamps[0].timestamp)).toBeGreaterThanOrEqual(before - 1000);
+  expect(Date.parse(stamps[1].timestamp)).toBeGreaterThanOrEqual(before - 1000);
+  expect(stamps[2].timestamp).toBe("2023-11-14T22:13:20.000Z");
+  watcher.stop();
+});
+
 test("dropped socket removes the live queue", async () => {
   const socket = await rawSubscription(gateway, token, MESSAGES, {
     exchange,

@@ -633,9 +633,20 @@ function bindingError(
   }
 }
 
-/** AMQP timestamps are seconds since the epoch; absent ones mean "now". */
-function readTimestamp(seconds: unknown): Date {
-  return typeof seconds === "number" && Number.isFinite(seconds)
-    ? new Date(seconds * 1000)
-    : new Date();
+/** 9999-12-31T23:59:59Z, the last second RFC 3339 (DateTimeISO) can write. */
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799;
+
+/**
+ * Converts an AMQP timestamp (seconds since the epoch) to a Date. A missing
+ * timestamp, or one outside 1970 to 9999, means "now": the DateTimeISO
+ * scalar cannot write such dates, and a publisher's bad value must not
+ * turn the event into an error for every subscriber.
+ */
+export function readTimestamp(seconds: unknown): Date {
+  const valid =
+    typeof seconds === "number" &&
+    Number.isFinite(seconds) &&
+    seconds >= 0 &&
+    seconds <= MAX_TIMESTAMP_SECONDS;
+  return valid ? new Date(seconds * 1000) : new Date();
 }
