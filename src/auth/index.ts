@@ -27,8 +27,34 @@ export type VerifyBearer = (authorization: string | undefined) => Promise<Viewer
 // to reject values that are clearly not an address.
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
+// Characters a reader cannot see: controls (Cc), format characters such as
+// zero-width spaces, bidi overrides and U+FEFF (Cf), other default-ignorable
+// code points (variation selectors, Hangul fillers), lone surrogates,
+// private-use and unassigned code points. With one of them, an address
+// looks exactly like someone else's.
+const INVISIBLE_CHARACTER =
+  /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}]/u;
+
 export function isEmail(value: string): boolean {
-  return value.length <= 254 && EMAIL_PATTERN.test(value);
+  return (
+    value.length <= 254 &&
+    !INVISIBLE_CHARACTER.test(value) &&
+    EMAIL_PATTERN.test(value)
+  );
+}
+
+/**
+ * Describes the first invisible or control character in an address that
+ * isEmail rejects, for error messages, or returns null when it has none.
+ */
+export function describeInvisibleCharacter(value: string): string | null {
+  const match = INVISIBLE_CHARACTER.exec(value);
+  if (!match) return null;
+  const code = match[0].codePointAt(0)!.toString(16).toUpperCase();
+  return (
+    `it contains U+${code.padStart(4, "0")}, an invisible or control ` +
+    `character; type the address without it`
+  );
 }
 
 /** Builds the verifier for `Authorization: Bearer <jwt>` values. */
@@ -141,10 +167,12 @@ function describeJoseError(error: unknown): string {
 function readEmail(payload: JWTPayload): string {
   const email = payload.email;
   if (typeof email !== "string" || !isEmail(email)) {
+    const invisible =
+      typeof email === "string" ? describeInvisibleCharacter(email) : null;
     throw new UnauthenticatedError(
       `Token has no valid "email" claim (got ${
         typeof email === "string" ? quote(email) : JSON.stringify(email ?? null)
-      }); ` +
+      }${invisible ? `: ${invisible}` : ""}); ` +
         "the gateway identifies callers by e-mail address.",
     );
   }

@@ -2,7 +2,7 @@
 // gateway accepts when it runs with the same environment.
 import { parseArgs } from "node:util";
 
-import { isEmail, signToken } from "../auth";
+import { describeInvisibleCharacter, isEmail, signToken } from "../auth";
 import { ConfigError, loadConfig, type Config } from "../config";
 
 export interface TextOutput {
@@ -126,9 +126,11 @@ function parseOptions(argv: string[]): TokenOptions {
     );
   }
   if (!isEmail(email)) {
+    const reason =
+      describeInvisibleCharacter(email) ?? "pass one like you@example.com";
     throw new UsageError(
-      `--email is "${email}", which is not a valid e-mail address; pass ` +
-        `one like you@example.com.`,
+      `--email is ${JSON.stringify(email)}, which is not a valid e-mail ` +
+        `address; ${reason}.`,
     );
   }
   return { help: false, email, expiresInSeconds, admin: values.admin };

@@ -1,7 +1,7 @@
 // Accounts: RabbitMQ users with Pulse permissions, and their owners.
 import { randomBytes } from "node:crypto";
 
-import { isEmail, type Viewer } from "../auth";
+import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
 import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
 import type { Prisma } from "../db";
 import {
@@ -495,13 +495,7 @@ async function lockOwners(
 
 function normalizeOwner(raw: string): string {
   const email = raw.trim().toLowerCase();
-  if (!isEmail(email)) {
-    throw new BadInputError(
-      `Invalid owner ${quote(raw)}: owners are e-mail addresses such as ` +
-        `"someone@example.com".`,
-      { owner: raw },
-    );
-  }
+  if (!isEmail(email)) throw invalidOwner(raw, email);
   return email;
 }
 
@@ -515,15 +509,18 @@ function normalizeOwners(viewer: Viewer, owners: string[]): string[] {
   }
   const all = [viewer.email, ...owners.map((email) => email.trim().toLowerCase())];
   for (const email of all) {
-    if (!isEmail(email)) {
-      throw new BadInputError(
-        `Invalid owner ${quote(email)}: owners are e-mail addresses such as ` +
-          `"someone@example.com".`,
-        { owner: email },
-      );
-    }
+    if (!isEmail(email)) throw invalidOwner(email, email);
   }
   return [...new Set(all)];
+}
+
+function invalidOwner(raw: string, normalized: string): BadInputError {
+  const reason =
+    describeInvisibleCharacter(normalized) ??
+    `owners are e-mail addresses such as "someone@example.com"`;
+  return new BadInputError(`Invalid owner ${quote(raw)}: ${reason}.`, {
+    owner: raw,
+  });
 }
 
 function accountNotFound(username: string): NotFoundError {

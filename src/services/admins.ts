@@ -1,6 +1,6 @@
 // Admins and the names reserved by admins. An admin is a user listed in
 // ADMIN_EMAILS or a user whose row has isAdmin set by another admin.
-import { isEmail, type Viewer } from "../auth";
+import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
 import {
   BadInputError,
   ConflictError,
@@ -235,11 +235,12 @@ export function requireAdmin(viewer: Viewer, action: string): void {
 export function normalizeEmail(raw: string): string {
   const email = raw.trim().toLowerCase();
   if (!isEmail(email)) {
-    throw new BadInputError(
-      `Invalid e-mail address ${quote(raw)}: expected an address such as ` +
-        `"someone@example.com".`,
-      { email: raw },
-    );
+    const reason =
+      describeInvisibleCharacter(email) ??
+      `expected an address such as "someone@example.com"`;
+    throw new BadInputError(`Invalid e-mail address ${quote(raw)}: ${reason}.`, {
+      email: raw,
+    });
   }
   return email;
 }

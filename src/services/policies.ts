@@ -2,7 +2,7 @@
 // the recipients of the guardian's notices. Each size comes from the most
 // specific level that sets it: queue, then account, then the global
 // settings.
-import { isEmail, type Viewer } from "../auth";
+import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
 import { redactUrl, webhookUrlProblem } from "../config";
 import type { Database } from "../db";
 import { BadInputError, NotFoundError, quote } from "../errors";
@@ -303,8 +303,10 @@ function validateRecipients(input: RecipientsInput): {
   }
   for (const email of emails) {
     if (!isEmail(email)) {
+      const invisible = describeInvisibleCharacter(email);
       throw new BadInputError(
-        `Invalid e-mail address ${quote(email)}; use name@example.com.`,
+        `Invalid e-mail address ${quote(email)}` +
+          (invisible ? `: ${invisible}.` : "; use name@example.com."),
         { email },
       );
     }
