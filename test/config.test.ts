@@ -14,6 +14,47 @@ describe("loadConfig", () => {
     expect(load).toThrow(value);
   });
 
+  test("RABBITMQ_VHOST alone sets the AMQP vhost", () => {
+    const config = loadConfig({
+      AMQP_URL: "amqp://user:pw@127.0.0.1:5672",
+      RABBITMQ_VHOST: "pulse/one",
+    });
+    expect(config.vhost).toBe("pulse/one");
+    expect(config.amqpUrl).toBe("amqp://user:pw@127.0.0.1:5672/pulse%2Fone");
+  });
+
+  test("AMQP_URL vhost alone sets RABBITMQ_VHOST", () => {
+    const config = loadConfig({ AMQP_URL: "amqp://127.0.0.1/pulse%2Fone" });
+    expect(config.vhost).toBe("pulse/one");
+  });
+
+  test("equal vhosts accepted", () => {
+    const config = loadConfig({
+      AMQP_URL: "amqp://127.0.0.1/pulse",
+      RABBITMQ_VHOST: "pulse",
+    });
+    expect(config.vhost).toBe("pulse");
+    expect(config.amqpUrl).toBe("amqp://127.0.0.1/pulse");
+  });
+
+  test("no vhost means the default", () => {
+    const config = loadConfig({ AMQP_URL: "amqp://127.0.0.1/" });
+    expect(config.vhost).toBe("/");
+    expect(config.amqpUrl).toBe("amqp://127.0.0.1/");
+  });
+
+  test("different vhosts rejected", () => {
+    const load = () =>
+      loadConfig({
+        AMQP_URL: "amqp://user:secret@127.0.0.1/other",
+        RABBITMQ_VHOST: "pulse",
+      });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow('RABBITMQ_VHOST is "pulse"');
+    expect(load).toThrow('AMQP_URL names the vhost "other"');
+    expect(load).not.toThrow("secret");
+  });
+
   test("accepts valid values", () => {
     const config = loadConfig({
       PORT: "65535",

@@ -30,7 +30,8 @@ const MAX_DELAY_MS = 3_600_000;
 const USAGE = `Usage: npm run replay -- [--delay-ms N] FILE [FILE...]
 
 Publishes the messages of each recorded Pulse file to the RabbitMQ broker at
-AMQP_URL (default amqp://guest:guest@127.0.0.1:5672). Each exchange that is
+AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), on the vhost in its
+path or in RABBITMQ_VHOST, as the gateway does. Each exchange that is
 missing is declared as a durable topic exchange. A file may be an object
 keyed by task id, one message with payload._meta, or an array of messages
 as a Pulse client receives them.

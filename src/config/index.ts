@@ -188,13 +188,7 @@ export function loadConfig(
   overrides: Partial<Config> = {},
 ): Config {
   const production = env.NODE_ENV === "production";
-  const amqpUrl = readUrl(env, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672");
-  const amqpProtocol = new URL(amqpUrl).protocol;
-  if (amqpProtocol !== "amqp:" && amqpProtocol !== "amqps:") {
-    throw new ConfigError(
-      `AMQP_URL is "${amqpUrl}", expected an amqp:// or amqps:// URL.`,
-    );
-  }
+  const { amqpUrl, vhost } = readBroker(env);
   const config: Config = {
     production,
     host: env.HOST ?? "127.0.0.1",
@@ -210,7 +204,7 @@ export function loadConfig(
       "RABBITMQ_MANAGEMENT_URL",
       "http://guest:guest@127.0.0.1:15672",
     ),
-    vhost: env.RABBITMQ_VHOST ?? "/",
+    vhost,
     gatewayAccount: decodeURIComponent(new URL(amqpUrl).username || "guest"),
     jwt: readJwt(env, production),
     adminEmails: readList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
@@ -240,6 +234,55 @@ export function loadConfig(
     shutdownGraceMs: readInt(env, "SHUTDOWN_GRACE_MS", 10_000, 1),
   };
   return { ...config, ...overrides };
+}
+
+/**
+ * Reads AMQP_URL and RABBITMQ_VHOST so that AMQP and the management API use
+ * one vhost. Either setting alone names it for both: RABBITMQ_VHOST is
+ * written into an AMQP_URL without a vhost path, and the vhost in
+ * AMQP_URL's path is used when RABBITMQ_VHOST is unset. Two different
+ * vhosts stop start-up.
+ */
+function readBroker(env: Env): { amqpUrl: string; vhost: string } {
+  const raw = readUrl(env, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672");
+  const url = new URL(raw);
+  if (url.protocol !== "amqp:" && url.protocol !== "amqps:") {
+    throw new ConfigError(
+      `AMQP_URL is "${redactUrlPasswords(raw)}", expected an amqp:// or ` +
+        `amqps:// URL.`,
+    );
+  }
+  const fromUrl = readAmqpVhost(url);
+  const fromEnv = env.RABBITMQ_VHOST || null;
+  if (fromUrl !== null && fromEnv !== null && fromUrl !== fromEnv) {
+    throw new ConfigError(
+      `RABBITMQ_VHOST is "${fromEnv}" but AMQP_URL names the vhost ` +
+        `"${fromUrl}"; the management API and AMQP must use the same ` +
+        `vhost, so make them equal or leave out one of them.`,
+    );
+  }
+  if (fromEnv === null || fromUrl !== null) {
+    return { amqpUrl: raw, vhost: fromUrl ?? "/" };
+  }
+  // WHATWG URL keeps the amqp: scheme's authority when the path changes.
+  url.pathname = `/${encodeURIComponent(fromEnv)}`;
+  return { amqpUrl: url.toString(), vhost: fromEnv };
+}
+
+/**
+ * Returns the vhost in an AMQP URL's path, or null when the path is empty
+ * or "/", which amqplib (2.3.1) reads as the default vhost "/".
+ */
+function readAmqpVhost(url: URL): string | null {
+  if (url.pathname === "" || url.pathname === "/") return null;
+  try {
+    return decodeURIComponent(url.pathname.slice(1));
+  } catch {
+    throw new ConfigError(
+      `AMQP_URL has an invalid percent-encoded vhost ` +
+        `"${url.pathname.slice(1)}"; write "/" as %2F.`,
+    );
+  }
 }
 
 function readGuardian(env: Env): GuardianConfig {

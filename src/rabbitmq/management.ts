@@ -174,6 +174,48 @@ export class ManagementClient {
     return this.request("GET", "/api/overview");
   }
 
+  /**
+   * Checks that the vhost exists and that `user` has permissions on it,
+   * and throws BrokerUnavailableError naming the vhost and the fix
+   * otherwise.
+   */
+  async checkVhost(user: string): Promise<void> {
+    if (!(await this.vhostExists())) throw this.missingVhostError();
+    try {
+      await this.request("GET", `/api/permissions/${this.vhostSegment}/${enc(user)}`);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      throw new BrokerUnavailableError(
+        `RabbitMQ user "${user}" has no permissions on vhost ` +
+          `"${this.vhost}", so the gateway cannot use it over AMQP; run ` +
+          `\`rabbitmqctl set_permissions -p ${shellQuote(this.vhost)} ` +
+          `${shellQuote(user)} '.*' '.*' '.*'\`.`,
+        { vhost: this.vhost, user },
+      );
+    }
+  }
+
+  private async vhostExists(): Promise<boolean> {
+    try {
+      const path = `/api/vhosts/${this.vhostSegment}`;
+      await this.limiter.run(() => this.send("GET", path));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  private missingVhostError(): BrokerUnavailableError {
+    return new BrokerUnavailableError(
+      `RabbitMQ vhost "${this.vhost}" (RABBITMQ_VHOST, or the vhost in ` +
+        `AMQP_URL) does not exist; create it with \`rabbitmqctl add_vhost ` +
+        `${shellQuote(this.vhost)}\` and give the gateway's user ` +
+        `permissions on it, or set RABBITMQ_VHOST to an existing vhost.`,
+      { vhost: this.vhost },
+    );
+  }
+
   async userExists(name: string): Promise<boolean> {
     try {
       await this.request("GET", `/api/users/${enc(name)}`);
@@ -394,8 +436,31 @@ export class ManagementClient {
     return `/api/bindings/${this.vhostSegment}/e/${enc(exchange)}/q/${enc(queue)}`;
   }
 
-  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return this.limiter.run(() => this.send<T>(method, path, body));
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
+    try {
+      return await this.limiter.run(() => this.send<T>(method, path, body));
+    } catch (error) {
+      // RabbitMQ answers 404 (or 400 "vhost_or_user_not_found") for every
+      // object of a missing vhost, which would read as a missing queue.
+      if (
+        error instanceof ManagementApiError &&
+        (error.status === 404 || error.status === 400) &&
+        this.namesVhost(path) &&
+        !(await this.vhostExists())
+      ) {
+        throw this.missingVhostError();
+      }
+      throw error;
+    }
+  }
+
+  private namesVhost(path: string): boolean {
+    const segments = path.split("?")[0].split("/");
+    return segments[3] === this.vhostSegment;
   }
 
   private async send<T>(
@@ -440,6 +505,13 @@ export class ManagementClient {
     const text = await response.text();
     return (text ? JSON.parse(text) : undefined) as T;
   }
+}
+
+/** Quotes a value for a POSIX shell command in an error message. */
+function shellQuote(value: string): string {
+  return /^[A-Za-z0-9._\/-]+$/.test(value)
+    ? value
+    : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Runs at most `max` tasks at once; the rest wait in order. */

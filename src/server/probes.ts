@@ -15,7 +15,9 @@ export async function checkReadiness(
 ): Promise<ReadinessReport> {
   const [database, management] = await Promise.all([
     runCheck(() => gateway.db.$queryRaw`SELECT 1`),
-    runCheck(() => gateway.management.overview()),
+    runCheck(() =>
+      gateway.management.checkVhost(gateway.config.gatewayAccount),
+    ),
   ]);
   const amqp =
     gateway.amqp.state === "connected"
