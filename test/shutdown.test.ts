@@ -84,10 +84,17 @@ class GatewayProcess {
     });
   }
 
-  static async start(graceMs: number): Promise<GatewayProcess> {
+  /**
+   * Starts dist/server/main.js, or `npm start` with its prestart step
+   * (build and local services) skipped when `viaNpm` is set.
+   */
+  static async start(graceMs: number, viaNpm = false): Promise<GatewayProcess> {
     const port = await freePort();
     const config = testConfig();
-    const child = spawn(process.execPath, ["dist/server/main.js"], {
+    const [command, args] = viaNpm
+      ? ["npm", ["start", "--silent", "--ignore-scripts"]]
+      : [process.execPath, ["dist/server/main.js"]];
+    const child = spawn(command, args, {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -399,5 +406,50 @@ describe("SIGTERM with a grace that runs out", () => {
     });
     expect(row).toBeNull();
     expect(await management.userExists(account)).toBe(false);
+  });
+});
+
+describe("SIGTERM to npm start", () => {
+  let gateway: GatewayProcess;
+  let exit: { code: number | null; signal: string | null };
+  let children: number[] = [];
+
+  beforeAll(async () => {
+    gateway = await GatewayProcess.start(10_000, true);
+    // npm's children, so that a gateway npm leaves behind is still stopped.
+    const { stdout } = await promisify(execFile)("pgrep", [
+      "-P",
+      String(gateway.child.pid),
+    ]).catch(() => ({ stdout: "" }));
+    children = stdout.split("\n").filter(Boolean).map(Number);
+    cleanup.add(() => {
+      for (const pid of children) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    });
+    gateway.child.kill("SIGTERM");
+    exit = await gateway.exited;
+  }, 120_000);
+
+  test("reaches the gateway process", async () => {
+    await eventually(async () =>
+      gateway.messages().includes("shutdown complete") ? true : undefined,
+    );
+    expect(gateway.messages()).toContain("shutdown complete");
+  });
+
+  test("port closed after npm exits", async () => {
+    const closed = await eventually(async () => {
+      const response = await fetch(`${gateway.baseUrl}/healthz`).catch(
+        () => null,
+      );
+      return response === null ? true : undefined;
+    }, 15_000);
+    expect(closed).toBe(true);
+    expect(exit.code).toBe(0);
   });
 });
