@@ -163,6 +163,44 @@ test("out-of-range timestamp falls back to now", async () => {
   watcher.stop();
 });
 
+test("payload formats match peekMessages", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const watcher = new Collected(
+    client,
+    `subscription ($exchange: String!) {
+      messages(exchange: $exchange, routingKeyPattern: "format.#") {
+        routingKey payload payloadFormat
+      }
+    }`,
+    { exchange },
+  );
+  await eventually(async () =>
+    (await liveQueues()).length === 1 ? true : undefined,
+  );
+
+  const binary = Buffer.from([0xff, 0xfe, 0x00, 0x01]);
+  await gateway.amqp.publish(exchange, "format.json", Buffer.from('{"a":1}'));
+  await gateway.amqp.publish(exchange, "format.text", Buffer.from("héllo"));
+  await gateway.amqp.publish(exchange, "format.binary", binary);
+
+  await watcher.until(() => watcher.events.length === 3);
+  const [json, text, bytes] = watcher.events.map((event) => event.messages);
+  expect(json).toEqual({
+    routingKey: "format.json",
+    payload: { a: 1 },
+    payloadFormat: "JSON",
+  });
+  expect(text).toEqual({
+    routingKey: "format.text",
+    payload: "héllo",
+    payloadFormat: "TEXT",
+  });
+  expect(bytes.payloadFormat).toBe("BASE64");
+  expect(Buffer.from(bytes.payload, "base64")).toEqual(binary);
+  watcher.stop();
+});
+
 test("dropped socket removes the live queue", async () => {
   const socket = await rawSubscription(gateway, token, MESSAGES, {
     exchange,

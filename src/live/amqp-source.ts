@@ -19,7 +19,7 @@ import {
 } from "../errors";
 import type { Logger } from "../logger";
 import type { AmqpConnection } from "../rabbitmq/amqp";
-import { parseJsonPayload } from "./payload";
+import { decodeUtf8, parseJsonPayload, type PayloadFormat } from "./payload";
 import type {
   BindingKey,
   LiveMessage,
@@ -426,12 +426,31 @@ class LiveConsumer {
   }
 
   private toLiveMessage(message: ConsumeMessage, queue: string): LiveMessage {
-    const text = message.content.toString("utf8");
-    let payload: unknown;
+    return {
+      exchange: message.fields.exchange,
+      routingKey: message.fields.routingKey,
+      ccRoutingKeys: readCcHeader(message.properties.headers),
+      ...this.decodeBody(message, queue),
+      redelivered: message.fields.redelivered,
+      timestamp: readTimestamp(message.properties.timestamp),
+    };
+  }
+
+  /** Decodes a body as peekMessages does: JSON, else text, else base64. */
+  private decodeBody(
+    message: ConsumeMessage,
+    queue: string,
+  ): { payload: unknown; payloadFormat: PayloadFormat } {
+    const text = decodeUtf8(message.content);
+    if (text === null) {
+      return {
+        payload: message.content.toString("base64"),
+        payloadFormat: "BASE64",
+      };
+    }
     try {
-      payload = parseJsonPayload(text);
+      return { payload: parseJsonPayload(text), payloadFormat: "JSON" };
     } catch (error) {
-      payload = text;
       this.invalidJsonCount += 1;
       if (this.invalidJsonCount === 1) {
         this.logger.warn(
@@ -441,15 +460,8 @@ class LiveConsumer {
             "(logged once per binding)",
         );
       }
+      return { payload: text, payloadFormat: "TEXT" };
     }
-    return {
-      exchange: message.fields.exchange,
-      routingKey: message.fields.routingKey,
-      ccRoutingKeys: readCcHeader(message.properties.headers),
-      payload,
-      redelivered: message.fields.redelivered,
-      timestamp: readTimestamp(message.properties.timestamp),
-    };
   }
 
   private onChannelClose(channel: Channel, error: Error | null): void {

@@ -1,5 +1,6 @@
 import { BadInputError } from "../errors";
 import type { Logger } from "../logger";
+import type { PayloadFormat } from "./payload";
 import { validateBindingPattern } from "./topic";
 
 /**
@@ -18,8 +19,10 @@ export interface LiveMessage {
   routingKey: string;
   /** Extra routing keys from the publisher's `CC` header. */
   ccRoutingKeys: string[];
-  /** Parsed JSON body, or the body decoded as UTF-8 text if it is not JSON. */
+  /** Parsed JSON, the UTF-8 text, or base64 of a body that is not UTF-8. */
   payload: unknown;
+  /** How `payload` is encoded; null on notices. */
+  payloadFormat: PayloadFormat | null;
   redelivered: boolean;
   /** The publisher's AMQP timestamp, or when the gateway received it. */
   timestamp?: Date;
@@ -555,6 +558,7 @@ function notice(
     routingKey: "",
     ccRoutingKeys: [],
     payload: null,
+    payloadFormat: null,
     redelivered: false,
     timestamp: new Date(),
     notice: { kind, lost },

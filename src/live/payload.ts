@@ -9,6 +9,28 @@
 export const MAX_PAYLOAD_DEPTH = 1000;
 
 /**
+ * How a message body is sent to clients: parsed JSON, UTF-8 text, or
+ * base64 of a body that is not valid UTF-8.
+ */
+export type PayloadFormat = "JSON" | "TEXT" | "BASE64";
+
+// Fatal, so a body that is not UTF-8 throws instead of gaining U+FFFD.
+// The byte order mark is kept, as Buffer.toString("utf8") keeps it.
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes a body as UTF-8, or returns null when it is not valid UTF-8 and
+ * so must be sent as base64.
+ */
+export function decodeUtf8(body: Uint8Array): string | null {
+  try {
+    return STRICT_UTF8.decode(body);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Parses a message body as JSON. Throws SyntaxError for a body that is not
  * JSON and RangeError for one nested deeper than MAX_PAYLOAD_DEPTH; callers
  * then deliver the body as text.

@@ -295,6 +295,14 @@ export class LiveMessage {
   @Field(() => GraphQLJSON, { nullable: true })
   payload!: unknown;
 
+  @Field(() => PayloadFormat, {
+    nullable: true,
+    description:
+      "How payload is encoded: JSON, TEXT (UTF-8 that is not JSON) or " +
+      "BASE64 (a body that is not UTF-8); null on notices.",
+  })
+  payloadFormat!: PayloadFormat | null;
+
   @Field()
   redelivered!: boolean;
 

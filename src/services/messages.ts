@@ -3,7 +3,7 @@
 import type { Viewer } from "../auth";
 import { BadInputError } from "../errors";
 import type { FetchedMessage } from "../rabbitmq/management";
-import { parseJsonPayload } from "../live/payload";
+import { parseJsonPayload, type PayloadFormat } from "../live/payload";
 import {
   authorizeAccount,
   type AmqpQueueClient,
@@ -18,7 +18,7 @@ export const MAX_PEEK_COUNT = 50;
 /** Bodies longer than this are cut before they leave the broker. */
 export const PEEK_MAX_PAYLOAD_BYTES = 64 * 1024;
 
-export type PayloadFormat = "JSON" | "TEXT" | "BASE64";
+export type { PayloadFormat };
 
 export interface PeekedMessage {
   exchange: string;

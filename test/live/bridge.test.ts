@@ -125,6 +125,7 @@ class FakeSource implements LiveSource {
         routingKey,
         ccRoutingKeys: [],
         payload,
+        payloadFormat: "JSON",
         redelivered: false,
       });
     }
@@ -613,6 +614,7 @@ describe("LiveBridge with RabbitMQ", () => {
       routingKey: "now.a",
       ccRoutingKeys: [],
       payload: { at: "once" },
+      payloadFormat: "JSON",
       redelivered: false,
       timestamp: expect.any(Date),
       binding: { exchange, routingKeyPattern: "now.*" },
