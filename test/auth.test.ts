@@ -1,6 +1,7 @@
 // Tokens over HTTP and graphql-ws: missing, expired and wrongly signed
 // tokens are rejected; a valid one identifies the caller by e-mail.
 import type { Gateway } from "../src/server";
+import { TOKEN_EXPIRED_CLOSE_REASON } from "../src/server/ws";
 import {
   ADMIN_EMAIL,
   Cleanup,
@@ -101,6 +102,17 @@ describe("WebSocket", () => {
     const event = await closeEvent(null);
     expect(event.code).toBe(4403);
     expect(event.reason).toMatch(/^Missing token/);
+    expect(event.reason).toContain("connection_init payload");
+    expect(Buffer.byteLength(event.reason)).toBeLessThanOrEqual(123);
+  });
+
+  test("long token error keeps the fix", async () => {
+    const token = await tokenFor(`${"é".repeat(150)}\u200b@example.com`);
+    const event = await closeEvent(token);
+    expect(event.code).toBe(4403);
+    expect(event.reason).toMatch(/^Token has no valid "email" claim/);
+    expect(event.reason).toMatch(/\.\.\. Get a new token and reconnect\.$/);
+    expect(Buffer.byteLength(event.reason)).toBeLessThanOrEqual(123);
   });
 
   test("expired token closes with 4403", async () => {
@@ -126,7 +138,8 @@ describe("WebSocket", () => {
     const started = Date.now();
     const event = await closeEvent(shortLived);
     expect(event.code).toBe(4403);
-    expect(event.reason).toBe("Token expired");
+    expect(event.reason).toBe(TOKEN_EXPIRED_CLOSE_REASON);
+    expect(event.reason).toContain("get a new token");
     expect(Date.now() - started).toBeGreaterThan(500);
   });
 });

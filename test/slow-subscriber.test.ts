@@ -4,6 +4,7 @@
 // with 4290.
 import "reflect-metadata";
 
+import { SlowSubscriberError } from "../src/live";
 import { SLOW_SUBSCRIBER_CLOSE_CODE } from "../src/schema/message.resolver";
 import type { Gateway } from "../src/server";
 import {
@@ -48,8 +49,10 @@ test("paused client is closed with 4290", async () => {
   );
   // The subscriber is counted before its queue is bound on the broker.
   const queue = await eventually(liveQueue);
-  const closed = new Promise<number>((resolve) =>
-    socket.once("close", (code) => resolve(code)),
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.once("close", (code, reason) =>
+      resolve({ code, reason: reason.toString() }),
+    ),
   );
   // Stop reading, so the server's writes back up into its socket.
   (socket as unknown as { _socket: { pause(): void } })._socket.pause();
@@ -72,7 +75,11 @@ test("paused client is closed with 4290", async () => {
     60_000,
   );
   (socket as unknown as { _socket: { resume(): void } })._socket.resume();
-  expect(await closed).toBe(SLOW_SUBSCRIBER_CLOSE_CODE);
+  const { code, reason } = await closed;
+  expect(code).toBe(SLOW_SUBSCRIBER_CLOSE_CODE);
+  expect(reason).toMatch(/^The subscriber to exchange\//);
+  expect(reason.endsWith(SlowSubscriberError.action)).toBe(true);
+  expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(123);
 });
 
 /** Returns the live queue bound to the test exchange, once there is one. */

@@ -109,6 +109,9 @@ interface Waiter {
 export class SlowSubscriberError extends Error {
   override name = "SlowSubscriberError";
 
+  /** What the client should do, ending the message. */
+  static readonly action = "Read faster, narrow the binding or add a filter.";
+
   constructor(
     readonly key: BindingKey,
     readonly behindMs: number,
@@ -116,7 +119,7 @@ export class SlowSubscriberError extends Error {
     super(
       `The subscriber to ${key.exchange} with pattern ` +
         `"${key.routingKeyPattern}" fell behind for ${behindMs} ms and was ` +
-        `disconnected; read faster, narrow the binding or add a filter.`,
+        `disconnected. ${SlowSubscriberError.action}`,
     );
   }
 }

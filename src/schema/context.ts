@@ -39,8 +39,11 @@ export interface GraphQLContext {
   logger: Logger;
   /** True when ALLOW_ANONYMOUS_SUBSCRIPTIONS lets `messages` skip the token. */
   allowAnonymous?: boolean;
-  /** Closes the operation's WebSocket; absent over HTTP. */
-  closeSocket?: (code: number, reason: string) => void;
+  /**
+   * Closes the operation's WebSocket, keeping `action` when the reason is
+   * cut to fit a close frame; absent over HTTP.
+   */
+  closeSocket?: (code: number, reason: string, action: string) => void;
 }
 
 /** Returns the signed-in viewer or throws UNAUTHENTICATED. */

@@ -62,7 +62,11 @@ async function subscribeMessages(
       { ...error.key, behindMs: error.behindMs },
       "closing the socket of a subscriber that stayed behind",
     );
-    context.closeSocket(SLOW_SUBSCRIBER_CLOSE_CODE, error.message);
+    context.closeSocket(
+      SLOW_SUBSCRIBER_CLOSE_CODE,
+      error.message,
+      SlowSubscriberError.action,
+    );
   };
   const subscriptions: LiveSubscription[] = [];
   try {

@@ -22,6 +22,7 @@ import {
   type GraphQLContext,
   type Services,
 } from "../schema";
+import { closeReason } from "./close-reason";
 import { DocumentCache } from "./documents";
 import { SharedFrames, sharedFrameHooks } from "./shared-frames";
 import type { RateLimiter } from "./rate-limit";
@@ -52,6 +53,18 @@ function socketMutationFieldCount(
 
 /** Close code for a socket whose token expired while it was open. */
 export const TOKEN_EXPIRED_CLOSE_CODE = CloseCode.Forbidden;
+
+export const TOKEN_EXPIRED_CLOSE_REASON =
+  "Token expired: get a new token and reconnect with it.";
+
+/** The fix kept at the end of a token error cut to fit a close frame. */
+const TOKEN_ACTION = "Get a new token and reconnect.";
+
+// The HTTP message also explains the Authorization header, which does not
+// fit a close frame.
+const MISSING_TOKEN_CLOSE_REASON =
+  'Missing token: put {"authorization": "Bearer <jwt>"} in the ' +
+  "connection_init payload.";
 
 /**
  * Close code of every open socket when the gateway stops (RFC 6455
@@ -131,7 +144,10 @@ export function startWebSocketServer(options: WebSocketOptions) {
           const refusal = sockets.open(viewer.email);
           if (refusal) {
             logger.info({ viewer: viewer.email }, "websocket over the socket limit");
-            ctx.extra.socket.close(refusal.code, refusal.reason);
+            ctx.extra.socket.close(
+              refusal.code,
+              closeReason(refusal.reason, "Close another socket first."),
+            );
             return false;
           }
           ctx.extra.viewer = viewer;
@@ -140,7 +156,9 @@ export function startWebSocketServer(options: WebSocketOptions) {
           logger.info({ viewer: viewer.email }, "websocket connected");
           return true;
         } catch (error) {
-          const reason = closeReason((error as Error).message);
+          const reason = authorization
+            ? closeReason((error as Error).message, TOKEN_ACTION)
+            : MISSING_TOKEN_CLOSE_REASON;
           logger.info({ reason }, "websocket rejected");
           // Closing here, before graphql-ws closes with a bare "Forbidden",
           // gives the client the reason its token was rejected.
@@ -191,8 +209,8 @@ export function startWebSocketServer(options: WebSocketOptions) {
         const context: GraphQLContext = {
           viewer: (ctx.extra as SocketExtra).viewer ?? null,
           allowAnonymous: (ctx.extra as SocketExtra).anonymous === true,
-          closeSocket: (code, reason) =>
-            ctx.extra.socket.close(code, closeReason(reason)),
+          closeSocket: (code, reason, action) =>
+            ctx.extra.socket.close(code, closeReason(reason, action)),
           authError: null,
           services: options.services,
           logger,
@@ -228,14 +246,6 @@ export function startWebSocketServer(options: WebSocketOptions) {
   };
 }
 
-/** Cuts a message to a WebSocket close reason's limit of 123 bytes. */
-function closeReason(message: string): string {
-  const limit = 123;
-  if (Buffer.byteLength(message) <= limit) return message;
-  let cut = message.slice(0, limit - 3);
-  while (Buffer.byteLength(cut) > limit - 3) cut = cut.slice(0, -1);
-  return `${cut}...`;
-}
 
 function readAuthorization(
   params: Readonly<Record<string, unknown>> | undefined,
@@ -256,6 +266,6 @@ function scheduleExpiry(
   const delayMs = Math.min(Math.max(remainingMs, 0), 2 ** 31 - 1);
   extra.expiryTimer = setTimeout(() => {
     logger.info({ viewer: viewer.email }, "websocket token expired");
-    socket.close(TOKEN_EXPIRED_CLOSE_CODE, "Token expired");
+    socket.close(TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_CLOSE_REASON);
   }, delayMs);
 }
