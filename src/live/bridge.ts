@@ -21,7 +21,7 @@ export interface LiveMessage {
   ccRoutingKeys: string[];
   /** Parsed JSON, the UTF-8 text, or base64 of a body that is not UTF-8. */
   payload: unknown;
-  /** How `payload` is encoded; null on notices. */
+  /** Encoding of `payload`, or null on notices. */
   payloadFormat: PayloadFormat | null;
   redelivered: boolean;
   /** The publisher's AMQP timestamp, or when the gateway received it. */
@@ -109,7 +109,7 @@ interface Waiter {
 export class SlowSubscriberError extends Error {
   override name = "SlowSubscriberError";
 
-  /** What the client should do, ending the message. */
+  /** Fix for the client, at the end of the message. */
   static readonly action = "Read faster, narrow the binding or add a filter.";
 
   constructor(

@@ -9,7 +9,7 @@
 export const MAX_PAYLOAD_DEPTH = 1000;
 
 /**
- * How a message body is sent to clients: parsed JSON, UTF-8 text, or
+ * Encoding of a message body sent to clients: parsed JSON, UTF-8 text, or
  * base64 of a body that is not valid UTF-8.
  */
 export type PayloadFormat = "JSON" | "TEXT" | "BASE64";

@@ -1,6 +1,6 @@
 // WebSocket close reasons, which RFC 6455 limits to 123 bytes of UTF-8.
 
-/** Longest close reason a close frame can carry, in bytes of UTF-8. */
+/** Maximum length of a close reason, in bytes of UTF-8. */
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
