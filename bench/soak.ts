@@ -177,6 +177,7 @@ async function soak(
       crashed,
       unhandledRejections: gateway.unhandled,
       errorLogs: Object.fromEntries(gateway.errorLogs),
+      errorLogExamples: Object.fromEntries(gateway.errorLogExamples),
       shutdown,
     },
     stateDiff,

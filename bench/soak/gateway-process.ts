@@ -32,6 +32,8 @@ export class GatewayProcess {
   readonly unhandled: string[] = [];
   /** Error-level log lines, counted by message. */
   readonly errorLogs = new Map<string, number>();
+  /** The `err.message` of the first error-level line of each message. */
+  readonly errorLogExamples = new Map<string, string>();
   readonly stderrTail: string[] = [];
   private stopping = false;
   private readonly exited: Promise<GatewayExit>;
@@ -126,7 +128,7 @@ export class GatewayProcess {
   }
 
   private readLogLine(line: string): void {
-    let entry: { level?: number; msg?: string };
+    let entry: { level?: number; msg?: string; err?: { message?: string } };
     try {
       entry = JSON.parse(line);
     } catch {
@@ -137,6 +139,9 @@ export class GatewayProcess {
     if (/unhandled/i.test(message)) this.unhandled.push(line);
     if ((entry.level ?? 0) >= PINO_ERROR) {
       this.errorLogs.set(message, (this.errorLogs.get(message) ?? 0) + 1);
+      if (!this.errorLogExamples.has(message)) {
+        this.errorLogExamples.set(message, (entry.err?.message ?? "").slice(0, 300));
+      }
     }
   }
 

@@ -33,6 +33,8 @@ export interface SoakReport {
     crashed: GatewayExit | null;
     unhandledRejections: string[];
     errorLogs: Record<string, number>;
+    /** The error of the first line of each message. */
+    errorLogExamples: Record<string, string>;
     shutdown: GatewayExit | null;
   };
   stateDiff: StateDiff | null;
