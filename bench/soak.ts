@@ -366,8 +366,8 @@ function tokenFor(email: string): Promise<string> {
 
 main().catch((error: unknown) => {
   if (error instanceof OptionsError) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(2);
+    (error.isHelp ? process.stdout : process.stderr).write(`${error.message}\n`);
+    process.exit(error.isHelp ? 0 : 2);
   }
   process.stderr.write(`Soak failed: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);

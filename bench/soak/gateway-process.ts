@@ -86,7 +86,11 @@ export class GatewayProcess {
     const text = await response.text();
     const gauge = (name: string): number => {
       const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-      if (!line) throw new Error(`/metrics has no ${name} gauge`);
+      if (!line) {
+        throw new Error(
+          `/metrics has no ${name} gauge; rebuild the gateway with npm run build.`,
+        );
+      }
       return Number(line.split(" ")[1]);
     };
     return {
@@ -124,7 +128,10 @@ export class GatewayProcess {
       if (response?.status === 200) return;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    throw new Error(`The gateway was not ready within ${timeoutMs} ms.`);
+    throw new Error(
+      `The gateway was not ready within ${timeoutMs} ms; its /readyz ` +
+        `names the dependency it waits for.`,
+    );
   }
 
   private readLogLine(line: string): void {

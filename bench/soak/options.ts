@@ -22,11 +22,11 @@ export interface SoakOptions {
   out: string;
   amqpUrl: string;
   managementUrl: string;
-  /** Server of the soak database; the database name is always DATABASE. */
+  /** An existing database on the server of the soak database, to connect to first. */
   postgresUrl: string;
 }
 
-/** Database, vhost and name prefix of the soak, dropped and made afresh. */
+/** Database and vhost of the soak, dropped and made afresh by each run. */
 export const DATABASE = "pulse_gateway_soak";
 export const VHOST = "soak";
 
@@ -52,6 +52,11 @@ each must be on 127.0.0.1, ::1 or localhost.`;
 
 export class OptionsError extends Error {
   override name = "OptionsError";
+
+  /** True for --help, which is not an error. */
+  constructor(message: string, readonly isHelp = false) {
+    super(message);
+  }
 }
 
 /** Reads the options, throwing OptionsError for bad values and --help. */
@@ -96,7 +101,7 @@ function parseFlags(argv: string[]): Map<string, string> {
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
-    if (arg === "--help" || arg === "-h") throw new OptionsError(USAGE);
+    if (arg === "--help" || arg === "-h") throw new OptionsError(USAGE, true);
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (!match) {
       throw new OptionsError(`Unknown argument "${arg}".\n\n${USAGE}`);

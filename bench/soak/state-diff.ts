@@ -1,5 +1,5 @@
-// Compares the gateway's database with the broker at the end of the soak:
-// every account, queue and binding row must exist on the broker, and every
+// Compares the gateway's database with the broker at the end of the soak.
+// Every account, queue and binding row must exist on the broker. Every
 // user, queue and binding of the soak vhost with a Pulse name must have
 // its row. The gateway's own user and its live queues are left out,
 // because the gateway keeps no rows for them.
