@@ -147,7 +147,7 @@ export class GatewayProcess {
     if ((entry.level ?? 0) >= PINO_ERROR) {
       this.errorLogs.set(message, (this.errorLogs.get(message) ?? 0) + 1);
       if (!this.errorLogExamples.has(message)) {
-        this.errorLogExamples.set(message, (entry.err?.message ?? "").slice(0, 300));
+        this.errorLogExamples.set(message, (entry.err?.message ?? "").slice(0, 2000));
       }
     }
   }
