@@ -311,7 +311,7 @@ async function purgeStatsQueues(load: Load, gateway: GatewayProcess, until: numb
     for (const { queue, token } of load.statsQueues) {
       await post(
         load.recorder, "purgeQueue", gateway.url, token,
-        `mutation ($n: String!) { purgeQueue(name: $n) { name } }`,
+        `mutation ($n: String!) { purgeQueue(name: $n) { messagesPurged } }`,
         { n: queue },
       );
     }

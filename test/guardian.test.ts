@@ -5,6 +5,7 @@
 import type { Channel } from "amqplib";
 
 import { Guardian, type GuardianEventRecord } from "../src/guardian";
+import { reconcileBindings } from "../src/guardian/reconcile";
 import type { Gateway } from "../src/server";
 import {
   brokerAdmin,
@@ -198,4 +199,31 @@ test("events reach every gateway on the database", async () => {
   expect(seenHere).toHaveLength(1);
   expect(seenThere[0]).toMatchObject({ queue, kind: "WARNED", size: 3 });
   expect(seenThere[0].at).toBeInstanceOf(Date);
+});
+
+test("a queue deleted during a pass leaves its bindings alone", async () => {
+  const row = await gateway.db.queue.create({
+    data: { name: `queue/${account}/deleted-mid-pass`, accountName: account },
+  });
+  // A client deletes the queue after the pass read its row.
+  await gateway.db.queue.delete({ where: { id: row.id } });
+  const changes = await reconcileBindings(
+    gateway.db,
+    row.id,
+    [],
+    [
+      {
+        source: "exchange/elsewhere/v1",
+        destination: row.name,
+        destination_type: "queue",
+        routing_key: "#",
+        vhost: gateway.config.vhost,
+        properties_key: "%23",
+        arguments: {},
+      },
+    ],
+    new Date(Date.now() - 1000),
+  );
+  expect(changes).toEqual({ added: [], removed: [], current: [] });
+  expect(await gateway.db.binding.count({ where: { queueId: row.id } })).toBe(0);
 });

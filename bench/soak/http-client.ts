@@ -159,7 +159,7 @@ export class HttpClient {
   private purgeQueue(queue: string): Promise<boolean> {
     return this.call(
       "purgeQueue",
-      `mutation ($n: String!) { purgeQueue(name: $n) { name messages } }`,
+      `mutation ($n: String!) { purgeQueue(name: $n) { messagesPurged queue { name messages } } }`,
       { n: queue },
     );
   }

@@ -60,10 +60,17 @@ export async function reconcileBindings(
       !brokerKeys.has(bindingKey(row)) && row.createdAt < snapshotStartedAt,
   );
   if (added.length > 0) {
-    await db.binding.createMany({
-      data: added.map((b) => ({ queueId, ...b })),
-      skipDuplicates: true,
-    });
+    try {
+      await db.binding.createMany({
+        data: added.map((b) => ({ queueId, ...b })),
+        skipDuplicates: true,
+      });
+    } catch (error) {
+      // A client deleted the queue since the pass read it: its row and
+      // bindings are gone, so there is nothing left to reconcile.
+      if ((error as { code?: string }).code !== "P2003") throw error;
+      return { added: [], removed: [], current: [] };
+    }
   }
   if (removedRows.length > 0) {
     await db.binding.deleteMany({
