@@ -4,7 +4,11 @@
 // The limits are stored with the account's guardian policy too.
 import type { Viewer } from "../auth";
 import { BadInputError, NotFoundError, quote } from "../errors";
-import { isNotFound, type PolicyInfo } from "../rabbitmq/management";
+import {
+  isNotFound,
+  type ManagementClient,
+  type PolicyInfo,
+} from "../rabbitmq/management";
 import {
   authorizeAccount,
   logCompensationFailure,
@@ -38,6 +42,37 @@ export function accountPolicyName(account: string): string {
 export function policyAccount(policyName: string): string | null {
   if (!policyName.startsWith(POLICY_PREFIX)) return null;
   return policyName.slice(POLICY_PREFIX.length);
+}
+
+/**
+ * Deletes the account's queue-limits policy and returns it, or returns
+ * null when there is none, so that a failed caller can put it back with
+ * restoreAccountPolicy.
+ */
+export async function removeAccountPolicy(
+  management: ManagementClient,
+  account: string,
+): Promise<PolicyInfo | null> {
+  const name = accountPolicyName(account);
+  let policy: PolicyInfo;
+  try {
+    policy = await management.getPolicy(name);
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+  await management.deletePolicy(name).catch((error) => {
+    if (!isNotFound(error)) throw error;
+  });
+  return policy;
+}
+
+/** Puts back a policy that removeAccountPolicy returned. */
+export async function restoreAccountPolicy(
+  management: ManagementClient,
+  policy: PolicyInfo | null,
+): Promise<void> {
+  if (policy) await management.putPolicy(policy);
 }
 
 export class QueueLimitService {
