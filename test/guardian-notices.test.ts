@@ -223,7 +223,9 @@ describe("thresholds", () => {
     });
     await gql(
       gateway,
-      `mutation ($a: String!) { setAccountPolicy(account: $a) { source } }`,
+      `mutation ($a: String!) {
+        setAccountPolicy(account: $a, warnSize: null, deleteSize: null) { source }
+      }`,
       { a: account },
       ownerToken,
     );
