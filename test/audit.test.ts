@@ -161,6 +161,27 @@ describe("entries", () => {
     });
   });
 
+  test("failed createQueue names the queue", async () => {
+    const name = uniqueName("refused");
+    const response = await gql(
+      gateway,
+      `mutation ($a: String!, $n: String!) {
+        createQueue(input: { account: $a, name: $n }) { name }
+      }`,
+      { a: account, n: name },
+      stranger,
+    );
+    expect(errorCodes(response)).toEqual(["FORBIDDEN"]);
+    const queue = `queue/${account}/${name}`;
+    const [entry] = await entries({ o: queue });
+    expect(entry).toMatchObject({
+      mutation: "createQueue",
+      account,
+      object: queue,
+      outcome: "FORBIDDEN",
+    });
+  });
+
   test("rejection recorded with its code", async () => {
     const queue = `queue/${account}/${uniqueName("absent")}`;
     await gql(
@@ -333,10 +354,11 @@ describe("entry size", () => {
   });
 
   test("anonymous target names cut", async () => {
-    const huge = "y".repeat(100_000);
+    const prefix = uniqueName("long");
+    const huge = prefix + "y".repeat(100_000 - prefix.length);
     await gql(gateway, SET_RECIPIENTS, { a: huge, e: [] }, null);
     const rows = await gateway.db.auditEntry.findMany({
-      where: { actor: null, object: { startsWith: "yyyy" } },
+      where: { actor: null, object: { startsWith: prefix } },
     });
     expect(rows).toHaveLength(1);
     expect(rows[0].object!.length).toBeLessThan(300);

@@ -153,6 +153,9 @@ test("unknown exchange fails with NOT_FOUND", async () => {
   const feed = new Collected(client, MESSAGES, { exchange: missing, pattern: "#" });
   await feed.until(() => feed.errors.length > 0);
   expect(feed.errors[0]).toMatchObject({ extensions: { code: "NOT_FOUND" } });
+  const { message } = feed.errors[0] as { message: string };
+  expect(message).toContain("its publisher must declare it");
+  expect(message).not.toContain("publish to it first");
   expect(gateway.live.stats().bindings).toBe(0);
 });
 
@@ -246,6 +249,22 @@ test("filter needs exactly one operator", async () => {
   expect(feed.errors[0]).toMatchObject({
     extensions: { code: "BAD_USER_INPUT" },
   });
+  expect(gateway.live.stats().bindings).toBe(before);
+});
+
+test("empty in list rejected", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const feed = new Collected(client, MULTI, {
+    bindings: [{ exchange, routingKeyPattern: "#" }],
+    filter: [{ path: "x", in: [] }],
+  });
+  const before = gateway.live.stats().bindings;
+  await feed.until(() => feed.errors.length > 0);
+  expect(feed.errors[0]).toMatchObject({
+    extensions: { code: "BAD_USER_INPUT" },
+  });
+  expect((feed.errors[0] as { message: string }).message).toContain('"x"');
   expect(gateway.live.stats().bindings).toBe(before);
 });
 

@@ -102,8 +102,9 @@ async function writeEntry(
 
 /**
  * Names the account and object a mutation acted on, from its arguments:
- * the first Pulse queue name found (or, failing that, a queue returned as
- * the result's `name`), then an `account` or `username` argument, then an
+ * the queue that an input with `account` and `name` asks for, else the
+ * first Pulse queue name found (or, failing that, a queue returned as the
+ * result's `name`), then an `account` or `username` argument, then an
  * `email` or `name` argument.
  */
 export function describeTarget(
@@ -113,6 +114,10 @@ export function describeTarget(
   const strings = collectStrings(args);
   const resultName = (result as { name?: unknown } | null | undefined)?.name;
   if (typeof resultName === "string") strings.push(["name", resultName]);
+  // A failed createQueue returns no queue, so its name is built from the
+  // input's account and name, as createQueue builds it.
+  const requested = requestedQueueName(args.input);
+  if (requested !== null) strings.unshift(["name", requested]);
 
   const queue = strings.find(([, value]) => queueAccount(value) !== null)?.[1];
   const byKey = (keys: string[]) =>
@@ -126,6 +131,17 @@ export function describeTarget(
 function capTarget(name: string | null): string | null {
   if (name === null || name.length <= MAX_TARGET_LENGTH) return name;
   return cutString(name, MAX_TARGET_LENGTH);
+}
+
+/**
+ * Returns queue/<account>/<name> for an input object with string
+ * `account` and `name` fields, such as createQueue's, or null.
+ */
+function requestedQueueName(input: unknown): string | null {
+  const { account, name } = (input ?? {}) as Record<string, unknown>;
+  if (typeof account !== "string" || typeof name !== "string") return null;
+  const prefix = `queue/${account}/`;
+  return name.startsWith(prefix) ? name : prefix + name;
 }
 
 /** Pairs of argument name and string value, depth first. */

@@ -225,7 +225,8 @@ export class QueueService {
   ): Promise<QueueRecord> {
     if (!viewer.isAdmin) {
       throw new ForbiddenError(
-        `Only admins may change whether queue "${name}" is unbounded.`,
+        `Only admins may change whether queue "${name}" is unbounded; ` +
+          `ask an admin.`,
         { queue: name },
       );
     }
