@@ -570,6 +570,25 @@ describe("queue limits", () => {
     });
   });
 
+  test("overflow left out reported as broker's", async () => {
+    const set = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { maxLength: 5 } },
+      ownerToken,
+    );
+    expect(set.data?.setAccountQueueLimits.overflow).toBe("DROP_HEAD");
+    const policy = await brokerAdmin().getPolicy(accountPolicyName(limited));
+    expect(policy.definition.overflow).toBe("drop-head");
+    const read = await gql(
+      gateway,
+      `query ($u: String!) { account(username: $u) { queueLimits { overflow } } }`,
+      { u: limited },
+      ownerToken,
+    );
+    expect(read.data?.account.queueLimits.overflow).toBe("DROP_HEAD");
+  });
+
   test("all null removes the policy", async () => {
     const cleared = await gql(
       gateway,

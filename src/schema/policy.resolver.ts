@@ -114,7 +114,7 @@ export class QueueLimitsInput {
 
   @Field(() => OverflowMode, {
     nullable: true,
-    description: "Needs maxLength; DROP_HEAD when null.",
+    description: "Needs maxLength; DROP_HEAD when null or left out.",
   })
   overflow?: OverflowMode | null;
 

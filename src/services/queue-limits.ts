@@ -89,6 +89,7 @@ export class QueueLimitService {
     limits: QueueLimits,
   ): Promise<QueueLimits> {
     validateLimits(account, limits);
+    limits = withBrokerDefaults(limits);
     const accountId = await authorizeAccount(this.deps, viewer, account);
     if (accountId === null) {
       throw new NotFoundError(
@@ -127,12 +128,12 @@ export class QueueLimitService {
     const row = await this.deps.db.accountPolicy.findFirst({
       where: { account: { username: account } },
     });
-    return {
+    return withBrokerDefaults({
       maxLength: row?.maxLength ?? null,
       overflow: (row?.overflow as OverflowMode | null) ?? null,
       messageTtlMs: row?.messageTtlMs ?? null,
       expiresMs: row?.expiresMs ?? null,
-    };
+    });
   }
 
   private async applyPolicy(account: string, limits: QueueLimits) {
@@ -174,6 +175,16 @@ export class QueueLimitService {
       if (!isNotFound(error)) throw error;
     });
   }
+}
+
+/**
+ * Fills in the overflow mode that the policy gives RabbitMQ when a
+ * maximum length is set without one, so the API reports what the broker
+ * applies.
+ */
+function withBrokerDefaults(limits: QueueLimits): QueueLimits {
+  if (limits.maxLength === null || limits.overflow !== null) return limits;
+  return { ...limits, overflow: "drop-head" };
 }
 
 function policyDefinition(limits: QueueLimits): Record<string, unknown> {
