@@ -107,8 +107,8 @@ describe("audit log", () => {
       firstOwner,
     );
     await mutate(DELETE_ACCOUNT, { u: name }, firstOwner);
-    // Entries written in the same millisecond as the new account's
-    // creation would count as its own.
+    // The old entries must be older than the new account's createdAt, so
+    // they may not share its millisecond.
     await new Promise((resolve) => setTimeout(resolve, 20));
     await createTestAccount(gateway, cleanup, name, secondOwner);
 

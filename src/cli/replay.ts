@@ -163,12 +163,12 @@ async function publishAll(
     for (const [file, messages] of recordings) {
       const result = await publishRecording(connection, messages, { delayMs });
       nacked += result.nacked;
-      const refused =
+      const rejected =
         result.nacked > 0 ? `; ${result.nacked} nacked by the broker` : "";
       streams.stdout.write(
         `${file}: published ${count(result.published, "message")} to ` +
           `${count(result.exchanges.length, "exchange")}: ` +
-          `${result.exchanges.join(", ")}${refused}\n`,
+          `${result.exchanges.join(", ")}${rejected}\n`,
       );
     }
     return nacked;

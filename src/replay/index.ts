@@ -33,7 +33,7 @@ export interface PublishResult {
   /** Messages the broker confirmed. */
   published: number;
   /**
-   * Messages the broker refused with a nack, such as those for a full
+   * Messages the broker rejected with a nack, such as those for a full
    * queue with `overflow: reject-publish`. Publishing goes on after one.
    */
   nacked: number;

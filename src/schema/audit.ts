@@ -34,7 +34,7 @@ export const MAX_ARGUMENTS_BYTES = 4096;
  */
 export const MAX_ANONYMOUS_ARGUMENTS_BYTES = 256;
 
-/** Longest account or object name stored, in characters. */
+/** Maximum length of a stored account or object name, in characters. */
 const MAX_TARGET_LENGTH = 200;
 
 /** Wraps each Mutation field's resolver to write an audit entry. */
@@ -102,7 +102,7 @@ async function writeEntry(
 
 /**
  * Names the account and object a mutation acted on, from its arguments:
- * the queue that an input with `account` and `name` asks for, else the
+ * the queue that an input with `account` and `name` requests, else the
  * first Pulse queue name found (or, failing that, a queue returned as the
  * result's `name`), then an `account` or `username` argument, then an
  * `email` or `name` argument.
@@ -225,7 +225,7 @@ function cutStrings(value: unknown, maxLength: number): unknown {
   return value;
 }
 
-/** Cuts a string to `maxLength` characters and says how long it was. */
+/** Cuts a string to `maxLength` characters and appends its length. */
 function cutString(value: string, maxLength: number): string {
   return `${value.slice(0, maxLength)}... [cut from ${value.length} characters]`;
 }

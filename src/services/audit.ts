@@ -91,8 +91,8 @@ export class AuditLog {
       },
       select: { username: true, createdAt: true },
     });
-    // An empty OR matches nothing in Prisma, which is right for a caller
-    // who owns no account.
+    // An empty OR matches no row in Prisma 7.10, which the stranger test in
+    // test/audit.test.ts checks, so a caller who owns no account sees none.
     return rows.map((row) => ({
       account: row.username,
       at: { gte: row.createdAt },
