@@ -545,6 +545,15 @@ describe("teardown", () => {
     });
     expect(end).toEqual(start);
   });
+
+  test("metrics report process memory", async () => {
+    const rss = await metric("process_resident_memory_bytes");
+    const heapUsed = await metric("nodejs_heap_size_used_bytes");
+    const heapTotal = await metric("nodejs_heap_size_total_bytes");
+    expect(rss).toBeGreaterThan(0);
+    expect(heapUsed).toBeGreaterThan(0);
+    expect(heapTotal).toBeGreaterThanOrEqual(heapUsed);
+  });
 });
 
 test("deleted live queue ends only its subscription", async () => {
