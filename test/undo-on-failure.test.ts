@@ -302,6 +302,38 @@ describe("deleteAccount", () => {
     expect(await passwordAccepted(username, password)).toBe(true);
   });
 
+  test("a failed queue deletion leaves rows only for queues still there", async () => {
+    const username = uniqueName("undo-delete-queues");
+    expect((await createAccount(username)).errors).toBeUndefined();
+    for (const name of ["a", "b"]) {
+      const queue = await gql(gateway, CREATE_QUEUE, { input: { account: username, name } }, owner);
+      expect(queue.errors).toBeUndefined();
+    }
+    // The broker lists queues by name, so "a" goes first and "b" fails.
+    const failing = proxy.add({
+      method: "DELETE",
+      path: pathOf("queues", VHOST, escaped(`queue/${username}/b`)),
+      status: 503,
+    });
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await accountRowExists(username)).toBe(true);
+    expect(await brokerUserExists(username)).toBe(true);
+    const rows = await gateway.db.queue.findMany({ where: { accountName: username } });
+    expect(rows.map((row) => row.name)).toEqual([`queue/${username}/b`]);
+    const onBroker = (await management.listQueues())
+      .map((queue) => queue.name)
+      .filter((name) => name.startsWith(`queue/${username}/`));
+    expect(onBroker).toEqual([`queue/${username}/b`]);
+
+    // The rule fails one request only, so a retry finishes the deletion.
+    expect((await gql(gateway, DELETE_ACCOUNT, { username }, owner)).errors).toBeUndefined();
+    expect(await accountRowExists(username)).toBe(false);
+  });
+
   test("commit failure restores the user", async () => {
     const username = uniqueName(`${DELETE_FAILS_ACCOUNT}account`);
     const created = await createAccount(username);

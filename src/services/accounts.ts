@@ -198,6 +198,8 @@ export class AccountService {
     const user = await management.getUser(username);
     const permissions = user ? await this.readPermissions(username) : null;
     let queues: string[] = [];
+    // Queues gone from the broker; their rows must go even if the rest fails.
+    const deletedQueues: string[] = [];
     let removedPolicy: PolicyInfo | null = null;
     let userMayBeDeleted = false;
     try {
@@ -216,6 +218,7 @@ export class AccountService {
             await management.deleteQueue(name).catch((error: unknown) => {
               if (!isNotFound(error)) throw error;
             });
+            deletedQueues.push(name);
           }
           removedPolicy = await removeAccountPolicy(management, username);
           if (user) {
@@ -240,6 +243,17 @@ export class AccountService {
           );
         },
       );
+      // A deleted queue cannot be brought back, so the rolled-back rows of
+      // the queues already gone are removed; the account keeps the rest.
+      await this.deps.db.queue
+        .deleteMany({ where: { name: { in: deletedQueues } } })
+        .catch((undoError: unknown) => {
+          logCompensationFailure(
+            this.deps.logger,
+            { account: username, queues: deletedQueues },
+            undoError,
+          );
+        });
       throw error;
     }
     this.deps.logger.info(
