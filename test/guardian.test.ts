@@ -10,6 +10,7 @@ import type { Gateway } from "../src/server";
 import {
   brokerAdmin,
   Cleanup,
+  declareTestExchange,
   eventually,
   gql,
   guardianFor,
@@ -226,4 +227,41 @@ test("a queue deleted during a pass leaves its bindings alone", async () => {
   );
   expect(changes).toEqual({ added: [], removed: [], current: [] });
   expect(await gateway.db.binding.count({ where: { queueId: row.id } })).toBe(0);
+});
+
+test("a binding deleted after the snapshot is not stored again", async () => {
+  const exchange = `exchange/${uniqueName("guarded")}/v1`;
+  await declareTestExchange(gateway, cleanup, exchange);
+  const created = await gql(
+    gateway,
+    `mutation ($a: String!) { createQueue(input: { account: $a, name: "rebound" }) { name } }`,
+    { a: account },
+    ownerToken,
+  );
+  expect(created.errors).toBeUndefined();
+  const queue = `queue/${account}/rebound`;
+  cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+  const binding = { queue, exchange, routingKeyPattern: "a.#" };
+  const bound = await gql(
+    gateway,
+    `mutation ($input: BindingInput!) { createBinding(input: $input) { queue } }`,
+    { input: binding },
+    ownerToken,
+  );
+  expect(bound.errors).toBeUndefined();
+  const snapshot = await gateway.stats.refresh();
+  expect(snapshot.bindings.get(queue)).toHaveLength(1);
+
+  // The owner removes the binding while the snapshot is still being acted on.
+  const removed = await gql(
+    gateway,
+    `mutation ($input: BindingInput!) { deleteBinding(input: $input) }`,
+    { input: binding },
+    ownerToken,
+  );
+  expect(removed.errors).toBeUndefined();
+  await guardian.check(snapshot);
+
+  expect(await gateway.db.binding.count({ where: { queue: { name: queue } } })).toBe(0);
+  expect(events.filter((e) => e.queue === queue && e.kind.startsWith("BINDING"))).toEqual([]);
 });
