@@ -149,7 +149,7 @@ async function soak(
   await Promise.all(load.subscribers.map((s) => s.stop()));
   await load.publisher.close();
   await sleep(options.settleSeconds * 1000);
-  const end = await gateway.memory().catch(() => null);
+  const end = await gateway.collectedMemory().catch(() => null);
 
   let stateDiff = null;
   let stateDiffError: string | undefined;
@@ -344,7 +344,7 @@ class MemoryWatch {
 
   async watch(from: number, until: number): Promise<void> {
     await sleep(Math.max(0, from - Date.now()));
-    this.start = await this.read();
+    this.start = await this.gateway.collectedMemory().catch(() => null);
     while (Date.now() < until) {
       await sleep(Math.min(MEMORY_SAMPLE_MS, Math.max(0, until - Date.now())));
       await this.read();

@@ -1,11 +1,14 @@
 // The built gateway (dist/server/main.js, as `npm start` runs it) in a
 // child process on 127.0.0.1, with its log lines watched for crashes,
-// unhandled rejections and errors.
+// unhandled rejections and errors. Its inspector listens on 127.0.0.1 so
+// that memory can be read after a full garbage collection.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+
+import WebSocket from "ws";
 
 /** This file is compiled to dist/bench/bench/soak/. */
 const PROJECT_ROOT = path.resolve(__dirname, "../../../..");
@@ -35,6 +38,8 @@ export class GatewayProcess {
   /** The `err.message` of the first error-level line of each message. */
   readonly errorLogExamples = new Map<string, string>();
   readonly stderrTail: string[] = [];
+  /** The inspector's WebSocket address, printed on standard error. */
+  private inspectorUrl: string | null = null;
   private stopping = false;
   private readonly exited: Promise<GatewayExit>;
 
@@ -60,7 +65,8 @@ export class GatewayProcess {
       );
     }
     const port = await freePort();
-    const child = spawn(process.execPath, [MAIN], {
+    // Port 0: the inspector picks a free port and prints its address.
+    const child = spawn(process.execPath, ["--inspect=127.0.0.1:0", MAIN], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...env, HOST: "127.0.0.1", PORT: String(port) },
       stdio: ["ignore", "pipe", "pipe"],
@@ -98,6 +104,42 @@ export class GatewayProcess {
       heapUsedBytes: gauge("nodejs_heap_size_used_bytes"),
       heapTotalBytes: gauge("nodejs_heap_size_total_bytes"),
     };
+  }
+
+  /**
+   * Runs a full garbage collection in the gateway through its inspector,
+   * so that a memory reading shows what is still referenced rather than
+   * what V8 has not collected yet.
+   */
+  async collectGarbage(): Promise<void> {
+    if (!this.inspectorUrl) {
+      throw new Error("The gateway printed no inspector address on standard error.");
+    }
+    const socket = new WebSocket(this.inspectorUrl);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("open", () => resolve());
+        socket.once("error", reject);
+      });
+      const done = new Promise<void>((resolve, reject) => {
+        socket.on("message", (data) => {
+          const reply = JSON.parse(String(data)) as { id?: number; error?: unknown };
+          if (reply.id !== 1) return;
+          if (reply.error) reject(new Error(JSON.stringify(reply.error)));
+          else resolve();
+        });
+      });
+      socket.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" }));
+      await done;
+    } finally {
+      socket.close();
+    }
+  }
+
+  /** Reads memory after a full garbage collection. */
+  async collectedMemory(): Promise<GatewayMemory> {
+    await this.collectGarbage();
+    return this.memory();
   }
 
   /** Sends SIGTERM and waits for the exit, with SIGKILL after `timeoutMs`. */
@@ -153,6 +195,11 @@ export class GatewayProcess {
   }
 
   private readStderrLine(line: string): void {
+    const inspector = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/\S+)/.exec(line);
+    if (inspector) {
+      this.inspectorUrl = inspector[1];
+      return;
+    }
     if (/unhandled/i.test(line)) this.unhandled.push(line);
     this.stderrTail.push(line);
     if (this.stderrTail.length > 50) this.stderrTail.shift();

@@ -81,9 +81,9 @@ function memoryLines(report: SoakReport): string[] {
       : "not read";
   return [
     "",
-    `memory after warm-up: ${format(report.memory.start)}`,
-    `memory peak (RSS):    ${format(report.memory.peak)}`,
-    `memory after settle:  ${format(report.memory.end)}`,
+    `memory after warm-up and a full GC: ${format(report.memory.start)}`,
+    `memory peak (RSS):                  ${format(report.memory.peak)}`,
+    `memory after settle and a full GC:  ${format(report.memory.end)}`,
   ];
 }
 
