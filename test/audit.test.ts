@@ -12,7 +12,14 @@ import {
 } from "graphql";
 
 import { buildGatewaySchema } from "../src/schema";
-import { describeTarget, REDACTED, redactSecrets } from "../src/schema/audit";
+import {
+  capArguments,
+  describeTarget,
+  MAX_ANONYMOUS_ARGUMENTS_BYTES,
+  MAX_ARGUMENTS_BYTES,
+  REDACTED,
+  redactSecrets,
+} from "../src/schema/audit";
 import type { Gateway } from "../src/server";
 import {
   ADMIN_EMAIL,
@@ -154,6 +161,27 @@ describe("entries", () => {
     });
   });
 
+  test("failed createQueue names the queue", async () => {
+    const name = uniqueName("refused");
+    const response = await gql(
+      gateway,
+      `mutation ($a: String!, $n: String!) {
+        createQueue(input: { account: $a, name: $n }) { name }
+      }`,
+      { a: account, n: name },
+      stranger,
+    );
+    expect(errorCodes(response)).toEqual(["FORBIDDEN"]);
+    const queue = `queue/${account}/${name}`;
+    const [entry] = await entries({ o: queue });
+    expect(entry).toMatchObject({
+      mutation: "createQueue",
+      account,
+      object: queue,
+      outcome: "FORBIDDEN",
+    });
+  });
+
   test("rejection recorded with its code", async () => {
     const queue = `queue/${account}/${uniqueName("absent")}`;
     await gql(
@@ -289,5 +317,90 @@ describe("auditLog query", () => {
   test.each([0, 501])("limit %i rejected", async (limit) => {
     const response = await gql(gateway, AUDIT_LOG, { l: limit }, admin);
     expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  });
+});
+
+describe("entry size", () => {
+  const SET_RECIPIENTS = `mutation ($a: String!, $e: [String!]!) {
+    setNotificationRecipients(account: $a, emails: $e, webhookUrls: []) {
+      warnSize
+    }
+  }`;
+
+  function jsonBytes(value: unknown): number {
+    return Buffer.byteLength(JSON.stringify(value));
+  }
+
+  test("anonymous arguments cut small", async () => {
+    const huge = "x".repeat(650_000);
+    const name = uniqueName("anonymous-big");
+    const response = await gql(
+      gateway,
+      `mutation ($u: String!, $e: String!) {
+        addAccountOwner(username: $u, email: $e) { owners }
+      }`,
+      { u: name, e: huge },
+      null,
+    );
+    expect(errorCodes(response)).toEqual(["UNAUTHENTICATED"]);
+    const [entry] = await entries({ o: name });
+    expect(entry.actor).toBeNull();
+    expect(jsonBytes(entry.arguments)).toBeLessThanOrEqual(
+      MAX_ANONYMOUS_ARGUMENTS_BYTES,
+    );
+    expect(JSON.stringify(entry.arguments)).toContain(
+      "[cut from 650000 characters]",
+    );
+  });
+
+  test("anonymous target names cut", async () => {
+    const prefix = uniqueName("long");
+    const huge = prefix + "y".repeat(100_000 - prefix.length);
+    await gql(gateway, SET_RECIPIENTS, { a: huge, e: [] }, null);
+    const rows = await gateway.db.auditEntry.findMany({
+      where: { actor: null, object: { startsWith: prefix } },
+    });
+    expect(rows).toHaveLength(1);
+    expect(rows[0].object!.length).toBeLessThan(300);
+    expect(rows[0].account).toContain("[cut from 100000 characters]");
+  });
+
+  test("signed-in arguments capped", async () => {
+    const long = "z".repeat(100_000);
+    await gql(gateway, SET_RECIPIENTS, { a: account, e: [long] }, owner);
+    const [entry] = await entries({ a: account, l: 1 });
+    expect(entry.mutation).toBe("setNotificationRecipients");
+    expect(entry.outcome).toBe("BAD_USER_INPUT");
+    expect(jsonBytes(entry.arguments)).toBeLessThanOrEqual(MAX_ARGUMENTS_BYTES);
+    expect(entry.arguments.account).toBe(account);
+    expect(entry.arguments.emails[0]).toMatch(
+      /^z+\.\.\. \[cut from 100000 characters\]$/,
+    );
+  });
+
+  test("small arguments kept whole", () => {
+    const args = { account: "a", emails: ["b@example.com"] };
+    expect(capArguments(args, MAX_ARGUMENTS_BYTES)).toBe(args);
+  });
+
+  test("long list replaced by its size", () => {
+    const args = { emails: Array.from({ length: 5000 }, () => "a") };
+    const capped = capArguments(args, MAX_ARGUMENTS_BYTES);
+    expect(capped).toEqual({
+      "[cut]":
+        `The arguments took ${jsonBytes(args)} bytes of JSON, over the ` +
+        `limit of ${MAX_ARGUMENTS_BYTES}.`,
+    });
+  });
+
+  test("owner does not see anonymous entries", async () => {
+    await gql(gateway, SET_RECIPIENTS, { a: account, e: ["fake@example.com"] }, null);
+    const all = await entries({ a: account, l: 1 });
+    expect(all[0].actor).toBeNull();
+    const own = await entries({ a: account, l: 500 }, owner);
+    expect(own.length).toBeGreaterThan(0);
+    expect(own.some((row) => row.actor === null)).toBe(false);
+    const unfiltered = await entries({ l: 500 }, owner);
+    expect(unfiltered.some((row) => row.actor === null)).toBe(false);
   });
 });

@@ -21,6 +21,7 @@ import {
   startGateway,
   testConfig,
   tokenFor,
+  trackProcessFailures,
   uniqueEmail,
   uniqueName,
   wsClient,
@@ -56,14 +57,7 @@ beforeAll(async () => {
 afterAll(() => cleanup.run());
 
 // Anything the gateway leaves unhandled while the broker is away lands here.
-const unhandled: unknown[] = [];
-const onUnhandled = (error: unknown) => unhandled.push(error);
-process.on("unhandledRejection", onUnhandled);
-process.on("uncaughtException", onUnhandled);
-cleanup.add(() => {
-  process.off("unhandledRejection", onUnhandled);
-  process.off("uncaughtException", onUnhandled);
-});
+const failures = trackProcessFailures(cleanup);
 
 test("delivery resumes after a broker restart", async () => {
   const client = wsClient(gateway, await tokenFor(uniqueEmail()));
@@ -195,5 +189,6 @@ test("requests fail fast while the broker is stopped, and work after", async () 
     async () => events.find((e) => e.queue === queue && e.kind === "WARNED"),
     30_000,
   );
-  expect(unhandled).toEqual([]);
+  expect(failures.unhandledRejections).toEqual([]);
+  expect(failures.uncaughtExceptions).toEqual([]);
 }, 240_000);

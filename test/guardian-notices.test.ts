@@ -223,7 +223,9 @@ describe("thresholds", () => {
     });
     await gql(
       gateway,
-      `mutation ($a: String!) { setAccountPolicy(account: $a) { source } }`,
+      `mutation ($a: String!) {
+        setAccountPolicy(account: $a, warnSize: null, deleteSize: null) { source }
+      }`,
       { a: account },
       ownerToken,
     );
@@ -566,6 +568,25 @@ describe("queue limits", () => {
         ? true
         : undefined;
     });
+  });
+
+  test("overflow left out reported as broker's", async () => {
+    const set = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { maxLength: 5 } },
+      ownerToken,
+    );
+    expect(set.data?.setAccountQueueLimits.overflow).toBe("DROP_HEAD");
+    const policy = await brokerAdmin().getPolicy(accountPolicyName(limited));
+    expect(policy.definition.overflow).toBe("drop-head");
+    const read = await gql(
+      gateway,
+      `query ($u: String!) { account(username: $u) { queueLimits { overflow } } }`,
+      { u: limited },
+      ownerToken,
+    );
+    expect(read.data?.account.queueLimits.overflow).toBe("DROP_HEAD");
   });
 
   test("all null removes the policy", async () => {

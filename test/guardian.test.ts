@@ -5,11 +5,13 @@
 import { connect, type Channel } from "amqplib";
 
 import { Guardian, type GuardianEventRecord } from "../src/guardian";
+import { reconcileBindings } from "../src/guardian/reconcile";
 import type { Gateway } from "../src/server";
 import {
   amqpUrlAs,
   brokerAdmin,
   Cleanup,
+  declareTestExchange,
   eventually,
   gql,
   guardianFor,
@@ -201,6 +203,70 @@ test("events reach every gateway on the database", async () => {
   expect(seenHere).toHaveLength(1);
   expect(seenThere[0]).toMatchObject({ queue, kind: "WARNED", size: 3 });
   expect(seenThere[0].at).toBeInstanceOf(Date);
+});
+
+test("a queue deleted during a pass leaves its bindings alone", async () => {
+  const row = await gateway.db.queue.create({
+    data: { name: `queue/${account}/deleted-mid-pass`, accountName: account },
+  });
+  // A client deletes the queue after the pass read its row.
+  await gateway.db.queue.delete({ where: { id: row.id } });
+  const changes = await reconcileBindings(
+    gateway.db,
+    row.id,
+    [],
+    [
+      {
+        source: "exchange/elsewhere/v1",
+        destination: row.name,
+        destination_type: "queue",
+        routing_key: "#",
+        vhost: gateway.config.vhost,
+        properties_key: "%23",
+        arguments: {},
+      },
+    ],
+    new Date(Date.now() - 1000),
+  );
+  expect(changes).toEqual({ added: [], removed: [], current: [] });
+  expect(await gateway.db.binding.count({ where: { queueId: row.id } })).toBe(0);
+});
+
+test("a binding deleted after the snapshot is not stored again", async () => {
+  const exchange = `exchange/${uniqueName("guarded")}/v1`;
+  await declareTestExchange(gateway, cleanup, exchange);
+  const created = await gql(
+    gateway,
+    `mutation ($a: String!) { createQueue(input: { account: $a, name: "rebound" }) { name } }`,
+    { a: account },
+    ownerToken,
+  );
+  expect(created.errors).toBeUndefined();
+  const queue = `queue/${account}/rebound`;
+  cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+  const binding = { queue, exchange, routingKeyPattern: "a.#" };
+  const bound = await gql(
+    gateway,
+    `mutation ($input: BindingInput!) { createBinding(input: $input) { queue } }`,
+    { input: binding },
+    ownerToken,
+  );
+  expect(bound.errors).toBeUndefined();
+  const snapshot = await gateway.stats.refresh();
+  expect(snapshot.bindings.get(queue)).toHaveLength(1);
+
+  // The owner removes the binding while the snapshot is still being acted on.
+  const removed = await gql(
+    gateway,
+    `mutation ($input: BindingInput!) { deleteBinding(input: $input) }`,
+    { input: binding },
+    ownerToken,
+  );
+  expect(removed.errors).toBeUndefined();
+  await guardian.check(snapshot);
+
+  expect(await gateway.db.binding.count({ where: { queue: { name: queue } } })).toBe(0);
+  expect(events.filter((e) => e.queue === queue && e.kind.startsWith("BINDING"))).toEqual([]);
 });
 
 // The account's permission regex ^(queue/<account>/.*|...) lets it declare

@@ -4,6 +4,7 @@
 import "reflect-metadata";
 
 import { randomBytes } from "node:crypto";
+import vm from "node:vm";
 
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
@@ -316,4 +317,33 @@ export function guardianFor(gateway: Gateway): Guardian {
     deleteSize: gateway.config.guardian.deleteSize,
     gatewayAccount: gateway.config.gatewayAccount,
   });
+}
+
+/** What reached the real process's last-resort handlers during a test. */
+export interface ProcessFailures {
+  unhandledRejections: unknown[];
+  uncaughtExceptions: unknown[];
+}
+
+/**
+ * Records unhandled rejections and uncaught exceptions of the real
+ * process until cleanup runs. Jest gives each test file a copy of
+ * `process`, whose listeners never see the real process's events; the
+ * main context's `process` is the real one.
+ */
+export function trackProcessFailures(cleanup: Cleanup): ProcessFailures {
+  const realProcess = vm.runInThisContext("process") as NodeJS.Process;
+  const failures: ProcessFailures = {
+    unhandledRejections: [],
+    uncaughtExceptions: [],
+  };
+  const onRejection = (reason: unknown) => failures.unhandledRejections.push(reason);
+  const onException = (error: Error) => failures.uncaughtExceptions.push(error);
+  realProcess.on("unhandledRejection", onRejection);
+  realProcess.on("uncaughtException", onException);
+  cleanup.add(() => {
+    realProcess.off("unhandledRejection", onRejection);
+    realProcess.off("uncaughtException", onException);
+  });
+  return failures;
 }

@@ -12,7 +12,6 @@ import { createServer, type AddressInfo, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import vm from "node:vm";
 
 import type { Client as WsClient } from "graphql-ws";
 import { Client as PgClient } from "pg";
@@ -42,6 +41,8 @@ import {
   TEST_DATABASE_URL,
   testConfig,
   tokenFor,
+  trackProcessFailures,
+  type ProcessFailures,
   uniqueEmail,
   uniqueName,
   wsClient,
@@ -57,17 +58,7 @@ jest.setTimeout(20_000);
 const FAIL_FAST_MS = 5000;
 const POSTGRES_VERSION = readdirSync("/etc/postgresql")[0];
 
-// Jest gives each test file a copy of `process`, whose listeners never see
-// the real process's events. The main context's `process` is the real one.
-const realProcess = vm.runInThisContext("process") as NodeJS.Process;
-const unhandledRejections: unknown[] = [];
-const uncaughtExceptions: unknown[] = [];
-const onUnhandledRejection = (reason: unknown) => {
-  unhandledRejections.push(reason);
-};
-const onUncaughtException = (error: Error) => {
-  uncaughtExceptions.push(error);
-};
+let failures: ProcessFailures;
 
 interface LogLine {
   level: number;
@@ -171,12 +162,7 @@ async function restoreDependencies(): Promise<void> {
 // --- set-up ---------------------------------------------------------------
 
 beforeAll(async () => {
-  realProcess.on("unhandledRejection", onUnhandledRejection);
-  realProcess.on("uncaughtException", onUncaughtException);
-  cleanup.add(() => {
-    realProcess.off("unhandledRejection", onUnhandledRejection);
-    realProcess.off("uncaughtException", onUncaughtException);
-  });
+  failures = trackProcessFailures(cleanup);
   await restoreDependencies();
 
   const config = testConfig();
@@ -774,8 +760,8 @@ test("silent database fails within timeout", async () => {
 // --- the whole file -------------------------------------------------------
 
 test("no unhandled rejection or exception", () => {
-  expect(unhandledRejections).toEqual([]);
-  expect(uncaughtExceptions).toEqual([]);
+  expect(failures.unhandledRejections).toEqual([]);
+  expect(failures.uncaughtExceptions).toEqual([]);
 });
 
 test("each error is logged at most twice", () => {

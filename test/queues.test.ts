@@ -277,6 +277,7 @@ test("unbounded settable by admins only", async () => {
   const SET = `mutation ($n: String!) { setQueueUnbounded(name: $n, unbounded: true) { unbounded } }`;
   const denied = await gql(gateway, SET, { n: name }, owner);
   expect(errorCodes(denied)).toEqual(["FORBIDDEN"]);
+  expect(denied.errors![0].message).toContain("ask an admin");
   const admin = await tokenFor(ADMIN_EMAIL);
   const allowed = await gql(gateway, SET, { n: name }, admin);
   expect(allowed.data?.setQueueUnbounded.unbounded).toBe(true);

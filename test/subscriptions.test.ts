@@ -4,6 +4,7 @@ import WebSocket from "ws";
 
 import type { Gateway } from "../src/server";
 import {
+  ADMIN_EMAIL,
   brokerAdmin,
   Cleanup,
   declareTestExchange,
@@ -227,6 +228,9 @@ test("unknown exchange fails with NOT_FOUND", async () => {
   const feed = new Collected(client, MESSAGES, { exchange: missing, pattern: "#" });
   await feed.until(() => feed.errors.length > 0);
   expect(feed.errors[0]).toMatchObject({ extensions: { code: "NOT_FOUND" } });
+  const { message } = feed.errors[0] as { message: string };
+  expect(message).toContain("its publisher must declare it");
+  expect(message).not.toContain("publish to it first");
   expect(gateway.live.stats().bindings).toBe(0);
 });
 
@@ -323,6 +327,22 @@ test("filter needs exactly one operator", async () => {
   expect(gateway.live.stats().bindings).toBe(before);
 });
 
+test("empty in list rejected", async () => {
+  const client = wsClient(gateway, token);
+  cleanup.add(() => client.dispose());
+  const feed = new Collected(client, MULTI, {
+    bindings: [{ exchange, routingKeyPattern: "#" }],
+    filter: [{ path: "x", in: [] }],
+  });
+  const before = gateway.live.stats().bindings;
+  await feed.until(() => feed.errors.length > 0);
+  expect(feed.errors[0]).toMatchObject({
+    extensions: { code: "BAD_USER_INPUT" },
+  });
+  expect((feed.errors[0] as { message: string }).message).toContain('"x"');
+  expect(gateway.live.stats().bindings).toBe(before);
+});
+
 test("exchange and bindings together rejected", async () => {
   const client = wsClient(gateway, token);
   cleanup.add(() => client.dispose());
@@ -395,6 +415,80 @@ describe("queueStats", () => {
     const feed = new Collected(client, STATS, { names: [queue] });
     await gateway.stats.refresh();
     await feed.until(() => feed.events.length >= 1);
+
+    const removed = await gql(
+      gateway,
+      `mutation ($u: String!, $e: String!) {
+        removeAccountOwner(username: $u, email: $e) { username }
+      }`,
+      { u: account, e: formerEmail },
+      owner,
+    );
+    expect(removed.errors).toBeUndefined();
+    await gateway.stats.refresh();
+
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.errors[0]).toMatchObject({ extensions: { code: "FORBIDDEN" } });
+  });
+
+  test("missing queue name not found", async () => {
+    const missing = `queue/${account}/${uniqueName("typo")}`;
+    const client = wsClient(gateway, owner);
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, STATS, { names: [queue, missing] });
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.events).toEqual([]);
+    const error = feed.errors[0] as { message: string; extensions: any };
+    expect(error.extensions.code).toBe("NOT_FOUND");
+    expect(error.message).toContain(missing);
+    expect(error.message).not.toContain(`"${queue}"`);
+  });
+
+  test("admin's missing queue name not found", async () => {
+    const missing = `queue/${uniqueName("nobody")}/q`;
+    const client = wsClient(gateway, await tokenFor(ADMIN_EMAIL));
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(client, STATS, { names: [missing] });
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.errors[0]).toMatchObject({ extensions: { code: "NOT_FOUND" } });
+  });
+
+  test("name outside account rejected", async () => {
+    const client = wsClient(gateway, await tokenFor(ADMIN_EMAIL));
+    cleanup.add(() => client.dispose());
+    const other = `queue/${uniqueName("other")}/q`;
+    const feed = new Collected(
+      client,
+      `subscription ($a: String, $names: [String!]) {
+        queueStats(account: $a, names: $names) { name }
+      }`,
+      { a: account, names: [queue, other] },
+    );
+    await feed.until(() => feed.errors.length > 0);
+    const error = feed.errors[0] as { message: string; extensions: any };
+    expect(error.extensions.code).toBe("BAD_USER_INPUT");
+    expect(error.message).toContain(other);
+  });
+
+  test("removed owner's guardianEvents ends", async () => {
+    const formerEmail = uniqueEmail("former-watcher");
+    const added = await gql(
+      gateway,
+      `mutation ($u: String!, $e: String!) {
+        addAccountOwner(username: $u, email: $e) { username }
+      }`,
+      { u: account, e: formerEmail },
+      owner,
+    );
+    expect(added.errors).toBeUndefined();
+    const client = wsClient(gateway, await tokenFor(formerEmail));
+    cleanup.add(() => client.dispose());
+    const feed = new Collected(
+      client,
+      `subscription ($q: String!) { guardianEvents(queue: $q) { kind } }`,
+      { q: queue },
+    );
+    await gateway.stats.refresh();
 
     const removed = await gql(
       gateway,
@@ -524,6 +618,15 @@ describe("teardown", () => {
       return values.every((value, i) => value === start[i]) ? values : undefined;
     });
     expect(end).toEqual(start);
+  });
+
+  test("metrics report process memory", async () => {
+    const rss = await metric("process_resident_memory_bytes");
+    const heapUsed = await metric("nodejs_heap_size_used_bytes");
+    const heapTotal = await metric("nodejs_heap_size_total_bytes");
+    expect(rss).toBeGreaterThan(0);
+    expect(heapUsed).toBeGreaterThan(0);
+    expect(heapTotal).toBeGreaterThanOrEqual(heapUsed);
   });
 });
 

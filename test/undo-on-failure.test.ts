@@ -6,6 +6,7 @@ import amqp from "amqplib";
 
 import type { Gateway } from "../src/server";
 import { isNotFound } from "../src/rabbitmq/management";
+import { accountPolicyName } from "../src/services/queue-limits";
 import {
   amqpUrlAs,
   brokerAdmin,
@@ -136,6 +137,24 @@ async function deleteCreatedAccounts(): Promise<void> {
   }
 }
 
+/** Puts a queue-limits policy for the account name on the broker. */
+async function putLimitsPolicy(username: string): Promise<void> {
+  const name = accountPolicyName(username);
+  await management.putPolicy({
+    name,
+    pattern: `^queue/${username}/`,
+    "apply-to": "queues",
+    priority: 0,
+    definition: { "max-length": 3 },
+  });
+  cleanup.add(() => management.deletePolicy(name).catch(() => undefined));
+}
+
+async function limitsPolicyExists(username: string): Promise<boolean> {
+  const policies = await management.listPolicies();
+  return policies.some((policy) => policy.name === accountPolicyName(username));
+}
+
 async function accountRowExists(username: string): Promise<boolean> {
   const row = await gateway.db.account.findUnique({ where: { username } });
   return row !== null;
@@ -204,9 +223,47 @@ describe("createAccount", () => {
     expect(await accountRowExists(username)).toBe(false);
     expect(await brokerUserExists(username)).toBe(false);
   });
+
+  test("commit failure keeps a left-over policy", async () => {
+    const username = uniqueName(`${COMMIT_FAILS_ACCOUNT}policy`);
+    await putLimitsPolicy(username);
+
+    const response = await createAccount(username);
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await limitsPolicyExists(username)).toBe(true);
+  });
 });
 
 describe("deleteAccount", () => {
+  test("user deletion failure keeps the policy", async () => {
+    const username = uniqueName("undo-delete-policy");
+    expect((await createAccount(username)).errors).toBeUndefined();
+    await putLimitsPolicy(username);
+    const failing = proxy.add({
+      method: "DELETE",
+      path: pathOf("users", escaped(username)),
+      status: 503,
+    });
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await limitsPolicyExists(username)).toBe(true);
+  });
+
+  test("commit failure keeps the policy", async () => {
+    const username = uniqueName(`${DELETE_FAILS_ACCOUNT}policy`);
+    expect((await createAccount(username)).errors).toBeUndefined();
+    await putLimitsPolicy(username);
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(response.errors?.[0].message).toMatch(/failure injected/);
+    expect(await limitsPolicyExists(username)).toBe(true);
+  });
+
   test("user deletion failure keeps both", async () => {
     const username = uniqueName("undo-delete");
     expect((await createAccount(username)).errors).toBeUndefined();
@@ -243,6 +300,38 @@ describe("deleteAccount", () => {
     expect(await brokerUserExists(username)).toBe(true);
     const password = created.data!.createAccount.password as string;
     expect(await passwordAccepted(username, password)).toBe(true);
+  });
+
+  test("a failed queue deletion leaves rows only for queues still there", async () => {
+    const username = uniqueName("undo-delete-queues");
+    expect((await createAccount(username)).errors).toBeUndefined();
+    for (const name of ["a", "b"]) {
+      const queue = await gql(gateway, CREATE_QUEUE, { input: { account: username, name } }, owner);
+      expect(queue.errors).toBeUndefined();
+    }
+    // The broker lists queues by name, so "a" goes first and "b" fails.
+    const failing = proxy.add({
+      method: "DELETE",
+      path: pathOf("queues", VHOST, escaped(`queue/${username}/b`)),
+      status: 503,
+    });
+
+    const response = await gql(gateway, DELETE_ACCOUNT, { username }, owner);
+
+    expect(failing.matches).toHaveLength(1);
+    expect(errorCodes(response)).toEqual(["BROKER_UNAVAILABLE"]);
+    expect(await accountRowExists(username)).toBe(true);
+    expect(await brokerUserExists(username)).toBe(true);
+    const rows = await gateway.db.queue.findMany({ where: { accountName: username } });
+    expect(rows.map((row) => row.name)).toEqual([`queue/${username}/b`]);
+    const onBroker = (await management.listQueues())
+      .map((queue) => queue.name)
+      .filter((name) => name.startsWith(`queue/${username}/`));
+    expect(onBroker).toEqual([`queue/${username}/b`]);
+
+    // The rule fails one request only, so a retry finishes the deletion.
+    expect((await gql(gateway, DELETE_ACCOUNT, { username }, owner)).errors).toBeUndefined();
+    expect(await accountRowExists(username)).toBe(false);
   });
 
   test("commit failure restores the user", async () => {

@@ -34,7 +34,9 @@ AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), on the vhost in its
 path or in RABBITMQ_VHOST, as the gateway does. Each exchange that is
 missing is declared as a durable topic exchange. A file may be an object
 keyed by task id, one message with payload._meta, or an array of messages
-as a Pulse client receives them.
+as a Pulse client receives them. Messages the broker nacks (for example,
+for a full queue with overflow reject-publish) are counted and the rest
+are still published; the command then exits with status 1.
 
 Options:
   --delay-ms N  pause between two messages, in milliseconds (default 0)
@@ -73,7 +75,22 @@ export async function main(
       recordings.push([file, await readRecording(file)]);
     }
 
-    await publishAll(config.amqpUrl, recordings, options.delayMs, env, streams);
+    const nacked = await publishAll(
+      config.amqpUrl,
+      recordings,
+      options.delayMs,
+      env,
+      streams,
+    );
+    if (nacked > 0) {
+      streams.stderr.write(
+        `The broker nacked ${count(nacked, "message")}, so they reached ` +
+          `no queue. A full queue with overflow reject-publish refuses ` +
+          `messages this way; check the queues bound to the exchanges and ` +
+          `their policies (rabbitmqctl list_queues name messages policy).\n`,
+      );
+      return 1;
+    }
     return 0;
   } catch (error) {
     if (
@@ -131,7 +148,7 @@ async function publishAll(
   delayMs: number,
   env: Env,
   streams: CliStreams,
-): Promise<void> {
+): Promise<number> {
   // Logs go to standard error so that standard output contains only the
   // summaries. The "error" level leaves out connection retries, whose
   // cause the final error names, unless LOG_LEVEL requests them.
@@ -140,17 +157,22 @@ async function publishAll(
     destination: streams.stderr,
   });
   const connection = new AmqpConnection({ url: amqpUrl, logger });
+  let nacked = 0;
   try {
     await connection.start();
     await connection.waitForConnection(CONNECT_TIMEOUT_MS);
     for (const [file, messages] of recordings) {
       const result = await publishRecording(connection, messages, { delayMs });
+      nacked += result.nacked;
+      const rejected =
+        result.nacked > 0 ? `; ${result.nacked} nacked by the broker` : "";
       streams.stdout.write(
         `${file}: published ${count(result.published, "message")} to ` +
           `${count(result.exchanges.length, "exchange")}: ` +
-          `${result.exchanges.join(", ")}\n`,
+          `${result.exchanges.join(", ")}${rejected}\n`,
       );
     }
+    return nacked;
   } finally {
     await connection.close();
   }

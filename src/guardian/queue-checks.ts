@@ -11,6 +11,9 @@ export interface QueueCheckOptions {
   consumerGoneMs?: number;
 }
 
+// Rows are changed with updateMany, which changes nothing when the row is
+// gone: a client may delete a queue while a pass is checking it, and that
+// must not fail the pass.
 export class QueueChecks {
   constructor(
     private readonly options: QueueCheckOptions,
@@ -41,7 +44,7 @@ export class QueueChecks {
       );
     }
     if (warned !== row.warned || size !== row.lastSize) {
-      await this.options.db.queue.update({
+      await this.options.db.queue.updateMany({
         where: { id: row.id },
         data: { warned, lastSize: size },
       });
@@ -85,7 +88,7 @@ export class QueueChecks {
     const now = new Date();
     if (consumers > 0 || size === 0) {
       if (row.noConsumerSince === null) return;
-      await this.options.db.queue.update({
+      await this.options.db.queue.updateMany({
         where: { id: row.id },
         data: { noConsumerSince: null, consumerGoneAt: null },
       });
@@ -96,7 +99,7 @@ export class QueueChecks {
     const due =
       row.consumerGoneAt === null && now.getTime() - since.getTime() >= limitMs;
     if (row.noConsumerSince === null || due) {
-      await this.options.db.queue.update({
+      await this.options.db.queue.updateMany({
         where: { id: row.id },
         data: { noConsumerSince: since, consumerGoneAt: due ? now : undefined },
       });

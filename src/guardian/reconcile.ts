@@ -31,13 +31,9 @@ const bindingKey = (b: NoticeBinding) =>
   `${b.exchange}\u0000${b.routingKeyPattern}`;
 
 /**
- * Makes the stored bindings of one queue match the snapshot. A stored
- * binding created after the snapshot began is kept, because the snapshot
- * could not have seen it.
- *
- * NOTE: a binding deleted through the gateway after the snapshot began is
- * still in the snapshot, so it is stored again and removed at the next
- * pass, with an event each time.
+ * Makes the stored bindings of one queue match the broker's list. A stored
+ * binding created after the list was read is kept, because the list could
+ * not have seen it.
  */
 export async function reconcileBindings(
   db: Database,
@@ -60,10 +56,17 @@ export async function reconcileBindings(
       !brokerKeys.has(bindingKey(row)) && row.createdAt < snapshotStartedAt,
   );
   if (added.length > 0) {
-    await db.binding.createMany({
-      data: added.map((b) => ({ queueId, ...b })),
-      skipDuplicates: true,
-    });
+    try {
+      await db.binding.createMany({
+        data: added.map((b) => ({ queueId, ...b })),
+        skipDuplicates: true,
+      });
+    } catch (error) {
+      // A client deleted the queue since the pass read it: its row and
+      // bindings are gone, so there is nothing left to reconcile.
+      if ((error as { code?: string }).code !== "P2003") throw error;
+      return { added: [], removed: [], current: [] };
+    }
   }
   if (removedRows.length > 0) {
     await db.binding.deleteMany({
@@ -82,6 +85,18 @@ export async function reconcileBindings(
     routingKeyPattern,
   }));
   return { added, removed, current: [...kept, ...added] };
+}
+
+/** Whether the stored bindings and the broker's differ. */
+function differ(stored: BindingRow[], onBroker: BindingInfo[]): boolean {
+  const storedKeys = new Set(stored.map(bindingKey));
+  const brokerKeys = new Set(
+    onBroker.map((b) =>
+      bindingKey({ exchange: b.source, routingKeyPattern: b.routing_key }),
+    ),
+  );
+  if (storedKeys.size !== brokerKeys.size) return true;
+  return [...storedKeys].some((key) => !brokerKeys.has(key));
 }
 
 function dedupe(bindings: NoticeBinding[]): NoticeBinding[] {
@@ -155,12 +170,28 @@ export class Reconciler {
     row: QueueRow,
     snapshot: StatsSnapshot,
   ): Promise<NoticeBinding[]> {
+    let onBroker = snapshot.bindings.get(row.name) ?? [];
+    let readAt = snapshot.startedAt;
+    if (differ(row.bindings, onBroker)) {
+      // The snapshot may be seconds old, and a client may have changed the
+      // bindings through the gateway since; only a fresh list shows a
+      // change made outside it.
+      readAt = new Date();
+      try {
+        onBroker = (
+          await this.options.management.listQueueBindings(row.name)
+        ).filter((binding) => binding.source !== "");
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        return row.bindings;
+      }
+    }
     const changes = await reconcileBindings(
       this.options.db,
       row.id,
       row.bindings,
-      snapshot.bindings.get(row.name) ?? [],
-      snapshot.startedAt,
+      onBroker,
+      readAt,
     );
     const base = {
       queue: row.name,

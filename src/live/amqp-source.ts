@@ -586,8 +586,8 @@ async function checkExchange(
   } catch (error) {
     if (amqpReplyCode(error) === 404) {
       throw new NotFoundError(
-        `Exchange "${exchange}" not found; check the name, or publish to ` +
-          `it first.`,
+        `Exchange "${exchange}" not found; check the name. Publishing does ` +
+          `not create an exchange: its publisher must declare it first.`,
         { exchange },
       );
     }

@@ -52,7 +52,14 @@ function compileCondition(condition: PayloadCondition): PayloadPredicate {
     return (payload) => (lookup(payload, segments) !== undefined) === wanted;
   }
   if (condition.in !== undefined) {
-    const options = (condition.in ?? []).map(canonical);
+    if (!condition.in?.length) {
+      throw new BadInputError(
+        `Filter on "${condition.path}" has an empty \`in\` list, which ` +
+          `matches no message; list at least one value, or use equals.`,
+        { path: condition.path },
+      );
+    }
+    const options = condition.in.map(canonical);
     return (payload) => {
       const value = lookup(payload, segments);
       return value !== undefined && options.includes(canonical(value));

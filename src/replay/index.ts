@@ -30,7 +30,13 @@ export interface PublishOptions {
 }
 
 export interface PublishResult {
+  /** Messages the broker confirmed. */
   published: number;
+  /**
+   * Messages the broker rejected with a nack, such as those for a full
+   * queue with `overflow: reject-publish`. Publishing goes on after one.
+   */
+  nacked: number;
   /** Distinct exchanges of the messages, sorted. */
   exchanges: string[];
 }
@@ -273,17 +279,24 @@ export async function publishRecording(
     options.declareExchanges ?? true,
   );
 
+  let nacked = 0;
   for (const [index, message] of messages.entries()) {
     if (index > 0 && delayMs > 0) await sleep(delayMs);
-    await publishMessage(connection, message);
+    if (!(await publishMessage(connection, message))) nacked += 1;
   }
-  return { published: messages.length, exchanges };
+  return { published: messages.length - nacked, nacked, exchanges };
 }
 
+/** The error amqplib 2.3 passes to a publish callback on a nack. */
+function isNack(error: unknown): boolean {
+  return error instanceof Error && error.message === "message nacked";
+}
+
+/** Publishes one message; returns false when the broker nacked it. */
 async function publishMessage(
   connection: AmqpConnection,
   message: RecordedMessage,
-): Promise<void> {
+): Promise<boolean> {
   const content = Buffer.from(JSON.stringify(message.payload), "utf8");
   const cc = message.ccRoutingKeys;
   try {
@@ -292,7 +305,9 @@ async function publishMessage(
       persistent: true,
       ...(cc.length > 0 ? { CC: cc } : {}),
     });
+    return true;
   } catch (error) {
+    if (isNack(error)) return false;
     throw new RecordingError(
       `Publishing to exchange "${message.exchange}" with routing key ` +
         `"${message.routingKey}" failed: ${(error as Error).message}.`,

@@ -24,6 +24,19 @@ export const REDACTED = "[redacted]";
 /** Maximum length of a stored error message, in characters. */
 const MAX_ERROR_LENGTH = 1000;
 
+/** Maximum size of an entry's stored arguments, in bytes of JSON. */
+export const MAX_ARGUMENTS_BYTES = 4096;
+
+/**
+ * Maximum size of the stored arguments of a request without a valid
+ * token, in bytes of JSON. Anyone can send such a request, so its entry
+ * stays small.
+ */
+export const MAX_ANONYMOUS_ARGUMENTS_BYTES = 256;
+
+/** Maximum length of a stored account or object name, in characters. */
+const MAX_TARGET_LENGTH = 200;
+
 /** Wraps each Mutation field's resolver to write an audit entry. */
 export function auditMutations(schema: GraphQLSchema): void {
   const fields = schema.getMutationType()?.getFields() ?? {};
@@ -45,11 +58,14 @@ function auditedResolver(
       failure = error;
       throw error;
     } finally {
+      const maxBytes = context.viewer
+        ? MAX_ARGUMENTS_BYTES
+        : MAX_ANONYMOUS_ARGUMENTS_BYTES;
       await writeEntry(context, {
         actor: context.viewer?.email ?? null,
         mutation: info.fieldName,
         ...describeTarget(args, result),
-        arguments: redactSecrets(args),
+        arguments: capArguments(redactSecrets(args), maxBytes),
         outcome: failure === null ? AUDIT_OK : errorCode(failure),
         error: failure === null ? null : errorMessage(failure),
       });
@@ -86,8 +102,9 @@ async function writeEntry(
 
 /**
  * Names the account and object a mutation acted on, from its arguments:
- * the first Pulse queue name found (or, failing that, a queue returned as
- * the result's `name`), then an `account` or `username` argument, then an
+ * the queue that an input with `account` and `name` requests, else the
+ * first Pulse queue name found (or, failing that, a queue returned as the
+ * result's `name`), then an `account` or `username` argument, then an
  * `email` or `name` argument.
  */
 export function describeTarget(
@@ -97,6 +114,10 @@ export function describeTarget(
   const strings = collectStrings(args);
   const resultName = (result as { name?: unknown } | null | undefined)?.name;
   if (typeof resultName === "string") strings.push(["name", resultName]);
+  // A failed createQueue returns no queue, so its name is built from the
+  // input's account and name, as createQueue builds it.
+  const requested = requestedQueueName(args.input);
+  if (requested !== null) strings.unshift(["name", requested]);
 
   const queue = strings.find(([, value]) => queueAccount(value) !== null)?.[1];
   const byKey = (keys: string[]) =>
@@ -104,7 +125,23 @@ export function describeTarget(
   const account =
     byKey(["account", "username"]) ?? (queue ? queueAccount(queue) : null);
   const object = queue ?? account ?? byKey(["email", "name"]);
-  return { account, object };
+  return { account: capTarget(account), object: capTarget(object) };
+}
+
+function capTarget(name: string | null): string | null {
+  if (name === null || name.length <= MAX_TARGET_LENGTH) return name;
+  return cutString(name, MAX_TARGET_LENGTH);
+}
+
+/**
+ * Returns queue/<account>/<name> for an input object with string
+ * `account` and `name` fields, such as createQueue's, or null.
+ */
+function requestedQueueName(input: unknown): string | null {
+  const { account, name } = (input ?? {}) as Record<string, unknown>;
+  if (typeof account !== "string" || typeof name !== "string") return null;
+  const prefix = `queue/${account}/`;
+  return name.startsWith(prefix) ? name : prefix + name;
 }
 
 /** Pairs of argument name and string value, depth first. */
@@ -137,6 +174,60 @@ export function redactSecrets(value: unknown): unknown {
     return copy;
   }
   return value === undefined ? null : value;
+}
+
+/**
+ * Returns the arguments unchanged when their JSON fits in `maxBytes`.
+ * Otherwise each string is cut to an equal share of the limit, with a
+ * marker giving its full length. Arguments still too large after that,
+ * such as long lists, are replaced by one marker giving their size.
+ */
+export function capArguments(value: unknown, maxBytes: number): unknown {
+  const size = jsonBytes(value);
+  if (size <= maxBytes) return value;
+  const strings = countStrings(value);
+  const share = Math.floor(maxBytes / Math.max(strings, 1) / 2);
+  const cut = cutStrings(value, Math.max(share - 40, 16));
+  if (jsonBytes(cut) <= maxBytes) return cut;
+  const note = `The arguments took ${size} bytes of JSON, over the limit of ${maxBytes}.`;
+  return { "[cut]": note };
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? "null");
+}
+
+function countStrings(value: unknown): number {
+  if (typeof value === "string") return 1;
+  if (Array.isArray(value)) {
+    return value.reduce((sum: number, item) => sum + countStrings(item), 0);
+  }
+  if (value && typeof value === "object") {
+    return countStrings(Object.values(value));
+  }
+  return 0;
+}
+
+function cutStrings(value: unknown, maxLength: number): unknown {
+  if (typeof value === "string") {
+    return value.length > maxLength ? cutString(value, maxLength) : value;
+  }
+  if (Array.isArray(value)) {
+    return value.map((item) => cutStrings(item, maxLength));
+  }
+  if (value && typeof value === "object") {
+    const copy: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      copy[key] = cutStrings(item, maxLength);
+    }
+    return copy;
+  }
+  return value;
+}
+
+/** Cuts a string to `maxLength` characters and appends its length. */
+function cutString(value: string, maxLength: number): string {
+  return `${value.slice(0, maxLength)}... [cut from ${value.length} characters]`;
 }
 
 function errorCode(error: unknown): string {

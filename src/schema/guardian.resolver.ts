@@ -10,7 +10,7 @@ import {
 } from "type-graphql";
 
 import type { Viewer } from "../auth";
-import { BadInputError } from "../errors";
+import { BadInputError, isGatewayError } from "../errors";
 import type { GuardianEventRecord } from "../guardian";
 import { requireQueueAccount } from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
@@ -59,7 +59,9 @@ export class GuardianResolver {
     name: "guardianEvents",
     description:
       "Guardian events as they happen, for the caller's accounts (every " +
-      "account for admins), optionally for one queue.",
+      "account for admins), optionally for one queue. With `queue`, it " +
+      "ends with FORBIDDEN after the next poll once the caller no longer " +
+      "owns the queue's account.",
     subscribe: ({ args, context }) =>
       subscribeGuardianEvents(args as GuardianEventArgs, context as GraphQLContext),
   })
@@ -76,13 +78,10 @@ async function subscribeGuardianEvents(
   context: GraphQLContext,
 ): Promise<AsyncIterable<GuardianEventRecord>> {
   const viewer = requireViewer(context);
-  if (args.queue) {
-    await context.services.accounts.authorize(
-      viewer,
-      requireQueueAccount(args.queue),
-    );
-  }
+  const account = args.queue ? requireQueueAccount(args.queue) : null;
+  if (account) await context.services.accounts.authorize(viewer, account);
   const log = context.services.guardianEvents;
+  const { stats } = context.services;
   return new Repeater<GuardianEventRecord>(async (push, stop) => {
     const onEvent = (event: GuardianEventRecord) => {
       if (args.queue && event.queue !== args.queue) return;
@@ -95,9 +94,29 @@ async function subscribeGuardianEvents(
           ),
       );
     };
+    // Ownership of the one queue's account is checked again at every
+    // poll, so an owner who is removed gets FORBIDDEN and the end of the
+    // subscription, as with queueStats, instead of silence.
+    const recheck = () => {
+      if (!account) return;
+      context.services.accounts.authorize(viewer, account).catch(
+        (error: unknown) => {
+          if (isGatewayError(error)) {
+            void stop(error);
+            return;
+          }
+          context.logger.warn(
+            { err: error, queue: args.queue, viewer: viewer.email },
+            "guardian event subscription could not recheck ownership",
+          );
+        },
+      );
+    };
     log.on("event", onEvent);
+    stats.on("snapshot", recheck);
     await stop;
     log.off("event", onEvent);
+    stats.off("snapshot", recheck);
   });
 }
 

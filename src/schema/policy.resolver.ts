@@ -114,7 +114,7 @@ export class QueueLimitsInput {
 
   @Field(() => OverflowMode, {
     nullable: true,
-    description: "Needs maxLength; DROP_HEAD when null.",
+    description: "Needs maxLength; DROP_HEAD when null or left out.",
   })
   overflow?: OverflowMode | null;
 
@@ -199,14 +199,19 @@ export class PolicyResolver {
 
   @Mutation(() => GuardianPolicy, {
     description:
-      "Sets a queue's warn and delete sizes. A null or missing size falls " +
-      "back to the account's, then the global one. Owners may set sizes " +
-      "up to GUARDIAN_MAX_DELETE_SIZE.",
+      "Sets a queue's warn and delete sizes. A size left out keeps its " +
+      "current value; a null size clears it, so it falls back to the " +
+      "account's, then the global one. Owners may set sizes up to " +
+      "GUARDIAN_MAX_DELETE_SIZE, and only admins may change a size above it.",
   })
   setQueuePolicy(
     @Arg("name") name: string,
-    @Arg("warnSize", () => Int, { nullable: true }) warnSize: number | null,
-    @Arg("deleteSize", () => Int, { nullable: true }) deleteSize: number | null,
+    // type-graphql passes undefined for an argument left out, and null
+    // for an explicit null.
+    @Arg("warnSize", () => Int, { nullable: true })
+    warnSize: number | null | undefined,
+    @Arg("deleteSize", () => Int, { nullable: true })
+    deleteSize: number | null | undefined,
     @Ctx() context: GraphQLContext,
   ): Promise<PolicyRecord> {
     return context.services.policies.setQueueThresholds(
@@ -219,12 +224,19 @@ export class PolicyResolver {
   @Mutation(() => GuardianPolicy, {
     description:
       "Sets the warn and delete sizes of the account's queues that do not " +
-      "set their own. A null or missing size falls back to the global one.",
+      "set their own. A size left out keeps its current value; a null size " +
+      "clears it, so it falls back to the global one. Owners may set sizes " +
+      "up to GUARDIAN_MAX_DELETE_SIZE, and only admins may change a size " +
+      "above it.",
   })
   setAccountPolicy(
     @Arg("account") account: string,
-    @Arg("warnSize", () => Int, { nullable: true }) warnSize: number | null,
-    @Arg("deleteSize", () => Int, { nullable: true }) deleteSize: number | null,
+    // type-graphql passes undefined for an argument left out, and null
+    // for an explicit null.
+    @Arg("warnSize", () => Int, { nullable: true })
+    warnSize: number | null | undefined,
+    @Arg("deleteSize", () => Int, { nullable: true })
+    deleteSize: number | null | undefined,
     @Ctx() context: GraphQLContext,
   ): Promise<PolicyRecord> {
     return context.services.policies.setAccountThresholds(

@@ -20,7 +20,9 @@ export class StatsResolver {
     description:
       "Statistics of the selected queues (by name, by account, or every " +
       "queue of the caller's accounts), sent at once and after each poll " +
-      "of the broker.",
+      "of the broker. Fails with NOT_FOUND when a named queue does not " +
+      "exist, and with BAD_USER_INPUT when a name is outside `account`. " +
+      "A queue deleted later is left out of later results.",
     subscribe: ({ args, context }) =>
       subscribeQueueStats(args as QueueStatsArgs, context as GraphQLContext),
   })
@@ -41,6 +43,7 @@ async function subscribeQueueStats(
   const { queues, stats } = context.services;
   // Rejects at once when the caller may not see the selection.
   await queues.authorizeSelection(viewer, args);
+  await queues.requireSelectedQueues(args);
   const outage = new RateLimitedLog(context.logger);
   return new Repeater<QueueRecord[]>(async (push, stop) => {
     // Snapshots are turned into records one at a time, so they arrive in

@@ -339,7 +339,10 @@ export class PayloadCondition {
   @Field(() => GraphQLJSON, { nullable: true })
   equals?: unknown;
 
-  @Field(() => [GraphQLJSON], { nullable: true })
+  @Field(() => [GraphQLJSON], {
+    nullable: true,
+    description: "One of these values; the list may not be empty.",
+  })
   in?: unknown[];
 
   @Field({ nullable: true, description: "True: present; false: absent." })

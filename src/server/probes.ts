@@ -95,8 +95,19 @@ export function collectMetrics(
       "1 while this gateway's guardian holds the lock and acts.",
       gateway.guardian?.acting ? 1 : 0,
     ),
+    ...processMemory(),
   ];
   return renderMetrics(samples);
+}
+
+/** Memory gauges under the names of Prometheus's Node.js client. */
+function processMemory(): MetricSample[] {
+  const memory = process.memoryUsage();
+  return [
+    gauge("process_resident_memory_bytes", "Resident set size in bytes.", memory.rss),
+    gauge("nodejs_heap_size_used_bytes", "V8 heap in use, in bytes.", memory.heapUsed),
+    gauge("nodejs_heap_size_total_bytes", "V8 heap allocated, in bytes.", memory.heapTotal),
+  ];
 }
 
 function gauge(name: string, help: string, value: number): MetricSample {

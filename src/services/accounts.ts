@@ -7,6 +7,7 @@ import type { Prisma } from "../db";
 import {
   isNotFound,
   type Permissions,
+  type PolicyInfo,
   type UserInfo,
 } from "../rabbitmq/management";
 import {
@@ -19,6 +20,7 @@ import {
   logCompensationFailure,
   type ServiceDeps,
 } from "./context";
+import { removeAccountPolicy, restoreAccountPolicy } from "./queue-limits";
 import { enforceAccountQuota } from "./quotas";
 
 export interface AccountRecord {
@@ -86,8 +88,10 @@ export class AccountService {
   }
 
   /**
-   * Creates the RabbitMQ user, its permissions and the owner rows. When the
-   * database write fails, the RabbitMQ user is deleted again.
+   * Creates the RabbitMQ user, its permissions and the owner rows, and
+   * removes a queue-limits policy left by an earlier account of the same
+   * name. When a later step fails, the RabbitMQ user is deleted again and
+   * the left-over policy put back.
    */
   async create(
     viewer: Viewer,
@@ -105,6 +109,7 @@ export class AccountService {
 
     const password = randomBytes(24).toString("base64url");
     let brokerUserCreated = false;
+    let leftOverPolicy: PolicyInfo | null = null;
     try {
       const row = await this.deps.db.$transaction(
         async (tx) => {
@@ -125,6 +130,12 @@ export class AccountService {
           });
           await this.createBrokerUser(username, password);
           brokerUserCreated = true;
+          // The policy's limits would apply to the new account's queues
+          // while the API reports none.
+          leftOverPolicy = await removeAccountPolicy(
+            this.deps.management,
+            username,
+          );
           return created;
         },
         { timeout: TRANSACTION_TIMEOUT_MS },
@@ -140,6 +151,15 @@ export class AccountService {
           logCompensationFailure(this.deps.logger, { account: username }, undoError);
         });
       }
+      await restoreAccountPolicy(this.deps.management, leftOverPolicy).catch(
+        (undoError) => {
+          logCompensationFailure(
+            this.deps.logger,
+            { account: username },
+            undoError,
+          );
+        },
+      );
       throw await this.explainCreateFailure(username, error);
     }
   }
@@ -162,11 +182,12 @@ export class AccountService {
   }
 
   /**
-   * Deletes the account's queues, its row and its RabbitMQ user. The broker
-   * calls run inside the database transaction, so a broker failure keeps
-   * the rows. When the commit fails after the user was deleted, the user
-   * is created again with its old password hash and permissions. Queues
-   * deleted before a failure stay deleted.
+   * Deletes the account's queues, its queue-limits policy, its row and its
+   * RabbitMQ user. The broker calls run inside the database transaction,
+   * so a broker failure keeps the rows. When a later step fails, the
+   * policy is put back, and a deleted user is created again with its old
+   * password hash and permissions. Queues deleted before a failure stay
+   * deleted.
    */
   async delete(viewer: Viewer, username: string): Promise<boolean> {
     const accountId = await authorizeAccount(this.deps, viewer, username);
@@ -177,6 +198,9 @@ export class AccountService {
     const user = await management.getUser(username);
     const permissions = user ? await this.readPermissions(username) : null;
     let queues: string[] = [];
+    // Queues gone from the broker; their rows must go even if the rest fails.
+    const deletedQueues: string[] = [];
+    let removedPolicy: PolicyInfo | null = null;
     let userMayBeDeleted = false;
     try {
       await this.deps.db.$transaction(
@@ -194,7 +218,9 @@ export class AccountService {
             await management.deleteQueue(name).catch((error: unknown) => {
               if (!isNotFound(error)) throw error;
             });
+            deletedQueues.push(name);
           }
+          removedPolicy = await removeAccountPolicy(management, username);
           if (user) {
             // Set first, because a failed response does not prove that
             // the broker kept the user.
@@ -208,6 +234,26 @@ export class AccountService {
       if (user && userMayBeDeleted) {
         await this.restoreBrokerUser(user, permissions);
       }
+      await restoreAccountPolicy(management, removedPolicy).catch(
+        (undoError) => {
+          logCompensationFailure(
+            this.deps.logger,
+            { account: username },
+            undoError,
+          );
+        },
+      );
+      // A deleted queue cannot be brought back, so the rolled-back rows of
+      // the queues already gone are removed; the account keeps the rest.
+      await this.deps.db.queue
+        .deleteMany({ where: { name: { in: deletedQueues } } })
+        .catch((undoError: unknown) => {
+          logCompensationFailure(
+            this.deps.logger,
+            { account: username, queues: deletedQueues },
+            undoError,
+          );
+        });
       throw error;
     }
     this.deps.logger.info(

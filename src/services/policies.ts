@@ -5,7 +5,12 @@
 import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
 import { redactUrl, webhookUrlProblem } from "../config";
 import type { Database } from "../db";
-import { BadInputError, NotFoundError, quote } from "../errors";
+import {
+  BadInputError,
+  ForbiddenError,
+  NotFoundError,
+  quote,
+} from "../errors";
 import { authorizeAccount, type ServiceDeps } from "./context";
 import type { QueueService } from "./queues";
 import { requireQueueAccount } from "./pulse-names";
@@ -26,6 +31,7 @@ export interface ThresholdLimits {
   maxDeleteSize: number;
 }
 
+/** New sizes: undefined keeps the stored size, null clears it. */
 export interface ThresholdInput {
   warnSize?: number | null;
   deleteSize?: number | null;
@@ -86,15 +92,21 @@ export class PolicyService {
     private readonly limits: ThresholdLimits,
   ) {}
 
-  /** Sets a queue's thresholds; a null size falls back to the account's. */
+  /**
+   * Sets a queue's thresholds. A size left undefined keeps its stored
+   * value, and a null size falls back to the account's.
+   */
   async setQueueThresholds(
     viewer: Viewer,
     name: string,
     input: ThresholdInput,
   ): Promise<PolicyRecord> {
     const account = requireQueueAccount(name);
-    const pair = this.validateThresholds(viewer, input, `queue ${quote(name)}`);
+    const target = `queue ${quote(name)}`;
+    this.validateThresholds(viewer, input, target);
     const accountId = await authorizeAccount(this.deps, viewer, account);
+    const stored = await this.deps.db.queue.findUnique({ where: { name } });
+    const pair = this.mergeThresholds(viewer, stored, input, target);
     const info = await this.queues.fetchQueue(name);
     await this.deps.db.queue.upsert({
       where: { name },
@@ -114,18 +126,22 @@ export class PolicyService {
     return this.queuePolicy(name);
   }
 
-  /** Sets an account's thresholds; a null size falls back to the global one. */
+  /**
+   * Sets an account's thresholds. A size left undefined keeps its stored
+   * value, and a null size falls back to the global one.
+   */
   async setAccountThresholds(
     viewer: Viewer,
     username: string,
     input: ThresholdInput,
   ): Promise<PolicyRecord> {
-    const pair = this.validateThresholds(
-      viewer,
-      input,
-      `account ${quote(username)}`,
-    );
+    const target = `account ${quote(username)}`;
+    this.validateThresholds(viewer, input, target);
     const accountId = await this.requireKnownAccount(viewer, username);
+    const stored = await this.deps.db.accountPolicy.findUnique({
+      where: { accountId },
+    });
+    const pair = this.mergeThresholds(viewer, stored, input, target);
     await this.deps.db.accountPolicy.upsert({
       where: { accountId },
       create: { accountId, ...pair },
@@ -232,11 +248,12 @@ export class PolicyService {
     };
   }
 
+  /** Checks each size given, whatever the other size is. */
   private validateThresholds(
     viewer: Viewer,
     input: ThresholdInput,
     target: string,
-  ): Pair {
+  ): void {
     const warnSize = input.warnSize ?? null;
     const deleteSize = input.deleteSize ?? null;
     if (warnSize !== null && warnSize < 0) {
@@ -251,13 +268,6 @@ export class PolicyService {
         { deleteSize },
       );
     }
-    if (warnSize !== null && deleteSize !== null && warnSize >= deleteSize) {
-      throw new BadInputError(
-        `Invalid thresholds for ${target}: warnSize (${warnSize}) must be ` +
-          `below deleteSize (${deleteSize}).`,
-        { warnSize, deleteSize },
-      );
-    }
     const largest = Math.max(warnSize ?? 0, deleteSize ?? 0);
     if (!viewer.isAdmin && largest > this.limits.maxDeleteSize) {
       throw new BadInputError(
@@ -267,7 +277,53 @@ export class PolicyService {
         { warnSize, deleteSize, maxDeleteSize: this.limits.maxDeleteSize },
       );
     }
-    return { warnSize, deleteSize };
+  }
+
+  /**
+   * Returns the stored sizes with the given ones in their place. An owner
+   * who is not an admin may not change a stored size above
+   * GUARDIAN_MAX_DELETE_SIZE, because only an admin can have set it and
+   * the owner could not set it back.
+   */
+  private mergeThresholds(
+    viewer: Viewer,
+    stored: Pair | null,
+    input: ThresholdInput,
+    target: string,
+  ): Pair {
+    const pair: Pair = {
+      warnSize: stored?.warnSize ?? null,
+      deleteSize: stored?.deleteSize ?? null,
+    };
+    for (const key of ["warnSize", "deleteSize"] as const) {
+      const value = input[key];
+      if (value === undefined || value === pair[key]) continue;
+      const current = pair[key];
+      if (
+        !viewer.isAdmin &&
+        current !== null &&
+        current > this.limits.maxDeleteSize
+      ) {
+        throw new ForbiddenError(
+          `Only admins may change ${key} ${current} of ${target}, because ` +
+            `it is above GUARDIAN_MAX_DELETE_SIZE ` +
+            `(${this.limits.maxDeleteSize}); ask an admin, or leave ${key} ` +
+            `out to keep it.`,
+          { [key]: current, maxDeleteSize: this.limits.maxDeleteSize },
+        );
+      }
+      pair[key] = value;
+    }
+    const { warnSize, deleteSize } = pair;
+    if (warnSize !== null && deleteSize !== null && warnSize >= deleteSize) {
+      throw new BadInputError(
+        `Invalid thresholds for ${target}: warnSize (${warnSize}) must be ` +
+          `below deleteSize (${deleteSize}). A size left out keeps its ` +
+          `current value; pass both to change both.`,
+        { warnSize, deleteSize },
+      );
+    }
+    return pair;
   }
 
   private async requireKnownAccount(

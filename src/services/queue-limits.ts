@@ -4,7 +4,11 @@
 // The limits are stored with the account's guardian policy too.
 import type { Viewer } from "../auth";
 import { BadInputError, NotFoundError, quote } from "../errors";
-import { isNotFound, type PolicyInfo } from "../rabbitmq/management";
+import {
+  isNotFound,
+  type ManagementClient,
+  type PolicyInfo,
+} from "../rabbitmq/management";
 import {
   authorizeAccount,
   logCompensationFailure,
@@ -40,6 +44,37 @@ export function policyAccount(policyName: string): string | null {
   return policyName.slice(POLICY_PREFIX.length);
 }
 
+/**
+ * Deletes the account's queue-limits policy and returns it, or returns
+ * null when there is none, so that a failed caller can put it back with
+ * restoreAccountPolicy.
+ */
+export async function removeAccountPolicy(
+  management: ManagementClient,
+  account: string,
+): Promise<PolicyInfo | null> {
+  const name = accountPolicyName(account);
+  let policy: PolicyInfo;
+  try {
+    policy = await management.getPolicy(name);
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+  await management.deletePolicy(name).catch((error) => {
+    if (!isNotFound(error)) throw error;
+  });
+  return policy;
+}
+
+/** Puts back a policy that removeAccountPolicy returned. */
+export async function restoreAccountPolicy(
+  management: ManagementClient,
+  policy: PolicyInfo | null,
+): Promise<void> {
+  if (policy) await management.putPolicy(policy);
+}
+
 export class QueueLimitService {
   constructor(private readonly deps: ServiceDeps) {}
 
@@ -54,6 +89,7 @@ export class QueueLimitService {
     limits: QueueLimits,
   ): Promise<QueueLimits> {
     validateLimits(account, limits);
+    limits = withBrokerDefaults(limits);
     const accountId = await authorizeAccount(this.deps, viewer, account);
     if (accountId === null) {
       throw new NotFoundError(
@@ -92,12 +128,12 @@ export class QueueLimitService {
     const row = await this.deps.db.accountPolicy.findFirst({
       where: { account: { username: account } },
     });
-    return {
+    return withBrokerDefaults({
       maxLength: row?.maxLength ?? null,
       overflow: (row?.overflow as OverflowMode | null) ?? null,
       messageTtlMs: row?.messageTtlMs ?? null,
       expiresMs: row?.expiresMs ?? null,
-    };
+    });
   }
 
   private async applyPolicy(account: string, limits: QueueLimits) {
@@ -139,6 +175,16 @@ export class QueueLimitService {
       if (!isNotFound(error)) throw error;
     });
   }
+}
+
+/**
+ * Fills in the overflow mode that the policy gives RabbitMQ when a
+ * maximum length is set without one, so the API reports what the broker
+ * applies.
+ */
+function withBrokerDefaults(limits: QueueLimits): QueueLimits {
+  if (limits.maxLength === null || limits.overflow !== null) return limits;
+  return { ...limits, overflow: "drop-head" };
 }
 
 function policyDefinition(limits: QueueLimits): Record<string, unknown> {

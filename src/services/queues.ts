@@ -3,7 +3,13 @@
 import type { Viewer } from "../auth";
 import type { Queue as QueueRow } from "../db";
 import type { StatsSnapshot } from "../stats";
-import { ConflictError, ForbiddenError, NotFoundError } from "../errors";
+import {
+  BadInputError,
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  quote,
+} from "../errors";
 import {
   isNotFound,
   type BindingInfo,
@@ -89,6 +95,48 @@ export class QueueService {
     }
     if (names) return { accounts: "all", names };
     return { accounts: await this.viewerAccounts(viewer), names: null };
+  }
+
+  /**
+   * Checks that queues selected by name exist and belong to the selected
+   * account, if any, so that a mistyped name is an error rather than a
+   * queue silently missing from the results. Call it after
+   * authorizeSelection, so that callers learn nothing about queues of
+   * accounts they do not own.
+   */
+  async requireSelectedQueues(wanted: {
+    account?: string | null;
+    names?: string[] | null;
+  }): Promise<void> {
+    const names = [...new Set(wanted.names ?? [])];
+    const { account } = wanted;
+    if (account) {
+      const others = names.filter((name) => queueAccount(name) !== account);
+      if (others.length > 0) {
+        const list = others.map((name) => quote(name)).join(", ");
+        throw new BadInputError(
+          `Queues ${list} do not belong to account ${quote(account)}; ` +
+            `leave out account, or name only ` +
+            `queue/${account}/ queues.`,
+          { account, names: others },
+        );
+      }
+    }
+    const snapshot = this.deps.stats.latest();
+    const missing: string[] = [];
+    for (const name of names) {
+      // The snapshot can be one poll old, so the broker decides.
+      if (snapshot?.queues.has(name)) continue;
+      if (!(await this.exists(name))) missing.push(name);
+    }
+    if (missing.length > 0) {
+      const list = missing.map((name) => quote(name)).join(", ");
+      throw new NotFoundError(
+        `Queues ${list} not found on the broker; check the names with the ` +
+          `queues query.`,
+        { names: missing },
+      );
+    }
   }
 
   /** The selected queues of a stats snapshot, joined with their rows. */
@@ -225,7 +273,8 @@ export class QueueService {
   ): Promise<QueueRecord> {
     if (!viewer.isAdmin) {
       throw new ForbiddenError(
-        `Only admins may change whether queue "${name}" is unbounded.`,
+        `Only admins may change whether queue "${name}" is unbounded; ` +
+          `ask an admin.`,
         { queue: name },
       );
     }

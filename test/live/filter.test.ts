@@ -40,6 +40,8 @@ test.each([
   ["empty segment", { path: "a..b", equals: 1 }],
   ["no operator", { path: "a" }],
   ["two operators", { path: "a", equals: 1, exists: true }],
+  ["empty in list", { path: "a", in: [] }],
+  ["null in list", { path: "a", in: null }],
 ])("rejects %s", (_case, condition) => {
   expect(() => compileFilter([condition])).toThrow(
     expect.objectContaining({ code: "BAD_USER_INPUT" }),

@@ -353,7 +353,7 @@ describe("publishRecording against RabbitMQ", () => {
 
     const result = await publishRecording(connection, [message]);
 
-    expect(result).toEqual({ published: 1, exchanges: [exchange] });
+    expect(result).toEqual({ published: 1, nacked: 0, exchanges: [exchange] });
     const info = await management.getExchange(exchange);
     expect(info.type).toBe("topic");
     expect(info.durable).toBe(true);
@@ -377,6 +377,7 @@ describe("publishRecording against RabbitMQ", () => {
     const other = { ...message, exchange: exchangeName("after-fanout") };
     await expect(publishRecording(connection, [other])).resolves.toEqual({
       published: 1,
+      nacked: 0,
       exchanges: [other.exchange],
     });
   });
@@ -436,6 +437,36 @@ describe("publishRecording against RabbitMQ", () => {
     );
     const received = await drain(queue);
     expect(received.map((m) => m.fields.routingKey)).toEqual(["a", "b"]);
+  });
+
+  test("CLI goes on after nacks", async () => {
+    const exchange = exchangeName("nacked");
+    await channel.assertExchange(exchange, "topic", { durable: true });
+    const { queue: full } = await channel.assertQueue("", {
+      exclusive: true,
+      arguments: { "x-max-length": 1, "x-overflow": "reject-publish" },
+    });
+    await channel.bindQueue(full, exchange, "#");
+    const file = path.join(tempDir, "nacked.json");
+    const records = ["a", "b", "c"].map((routingKey) => ({
+      exchange,
+      routingKey,
+      payload: { routingKey },
+    }));
+    await writeFile(file, JSON.stringify(records));
+    const output = captureStreams();
+
+    const code = await replayMain([file], { AMQP_URL: config.amqpUrl }, output);
+
+    expect(code).toBe(1);
+    expect(output.stdout.text).toBe(
+      `${file}: published 1 message to 1 exchange: ${exchange}; ` +
+        `2 nacked by the broker\n`,
+    );
+    expect(output.stderr.text).toContain("The broker nacked 2 messages");
+    expect(output.stderr.text).toContain("reject-publish");
+    const { messageCount } = await channel.checkQueue(full);
+    expect(messageCount).toBe(1);
   });
 });
 
