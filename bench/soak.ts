@@ -113,8 +113,7 @@ async function withRetries(
 function gatewayEnv(options: SoakOptions): Record<string, string> {
   return {
     DATABASE_URL: soakDatabaseUrl(options),
-    // The gateway's AMQP connection takes its vhost from the URL's path and
-    // its management client from RABBITMQ_VHOST, so both name the soak's.
+    // Both name the soak's vhost; the gateway refuses two different ones.
     AMQP_URL: soakAmqpUrl(options),
     RABBITMQ_MANAGEMENT_URL: options.managementUrl,
     RABBITMQ_VHOST: VHOST,
