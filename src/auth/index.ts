@@ -27,8 +27,8 @@ export type VerifyBearer = (authorization: string | undefined) => Promise<Viewer
 // to reject values that are clearly not an address.
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-// C0 and C1 control characters, U+0000 included, which PostgreSQL text
-// cannot store. `\s` in EMAIL_PATTERN leaves most of them out.
+// C0 and C1 control characters. PostgreSQL text cannot store U+0000, and
+// none of them belongs in an address, but `\s` in EMAIL_PATTERN misses most.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Maximum length of an e-mail address (RFC 5321 path limit). */
