@@ -14,6 +14,7 @@ import type { Viewer, VerifyBearer } from "../auth";
 import type { LimitsConfig } from "../config";
 import type { Logger } from "../logger";
 import {
+  checkInputDepth,
   createErrorFormatter,
   findNulInVariables,
   formatResultErrors,
@@ -161,6 +162,8 @@ export function startWebSocketServer(options: WebSocketOptions) {
         }
       },
       onSubscribe: (ctx, _id, payload) => {
+        const tooDeep = checkInputDepth(payload.variables);
+        if (tooDeep) return [tooDeep];
         const variable = findNulInVariables(payload.variables);
         if (variable) return [nulCharacterError(`Variable ${variable}`)];
         const viewer = (ctx.extra as SocketExtra).viewer;
