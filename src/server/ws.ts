@@ -7,7 +7,6 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import { CloseCode } from "graphql-ws";
-import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 
 import type { Viewer, VerifyBearer } from "../auth";
@@ -25,6 +24,7 @@ import {
 } from "../schema";
 import { DocumentCache } from "./documents";
 import { SharedFrames, sharedFrameHooks } from "./shared-frames";
+import { serveGraphQLWs } from "./ws-adapter";
 import type { RateLimiter } from "./rate-limit";
 import { mutationFieldCount, takeMutationTokens } from "./request-checks";
 import {
@@ -110,7 +110,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
   );
   const documents = new DocumentCache();
   const rules = socketValidationRules(options.limits, options.introspection);
-  const cleanup = useServer<Record<string, unknown>, SocketExtra>(
+  const cleanup = serveGraphQLWs<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
       parse: (query) => documents.parse(query),
@@ -212,6 +212,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
         formatResultErrors(format, errors),
     },
     wsServer,
+    { logger, production: options.production },
   );
   return {
     /**
