@@ -1,10 +1,9 @@
 // Runs graphql-ws's transport-free server on a `ws` WebSocketServer, in
 // place of graphql-ws's own `useServer`. In graphql-ws 6.4.2, that adapter
-// writes every socket
-// error to console.error as "Internal error", including the error that
-// `ws` raises for a message over maxPayload after it has already closed the
-// socket with 1009. This one logs through the gateway's logger instead
-// and leaves the close code that `ws` chose.
+// writes every socket error to console.error as "Internal error", including
+// the error that `ws` raises for a message over maxPayload after it has
+// already closed the socket with 1009. This one logs through the gateway's
+// logger instead and leaves the close code that `ws` chose.
 import type { IncomingMessage } from "node:http";
 
 import {
