@@ -166,6 +166,8 @@ export function startWebSocketServer(options: WebSocketOptions) {
         if (tooDeep) return [tooDeep];
         const variable = findNulInVariables(payload.variables);
         if (variable) return [nulCharacterError(`Variable ${variable}`)];
+        const parseError = documents.parseError(payload.query);
+        if (parseError) return [parseError];
         const viewer = (ctx.extra as SocketExtra).viewer;
         const rateLimitKey = viewer
           ? `user:${viewer.email}`

@@ -106,6 +106,21 @@ test("graphql-ws deep filter errors, socket open", async () => {
   expect(socket.readyState).toBe(WebSocket.OPEN);
 });
 
+test.each([
+  ["syntax error", "subscription { guardianEvents {"],
+  ["deep literal", `subscription { messages(exchange: "${exchange}", filter: [{path: "a", equals: ${"{a:".repeat(5000)}1${"}".repeat(5000)}}]) { routingKey } }`],
+])("graphql-ws %s fails one operation", async (_case, query) => {
+  const { socket, next } = await openSocket();
+  socket.send(JSON.stringify({ id: "bad", type: "subscribe", payload: { query } }));
+  const error = await next();
+  expect(error.type).toBe("error");
+  expect(error.id).toBe("bad");
+  expect(error.payload?.[0].extensions?.code).toBe("GRAPHQL_PARSE_FAILED");
+
+  socket.send(JSON.stringify({ type: "ping" }));
+  expect((await next()).type).toBe("pong");
+});
+
 test("graphql-ws filter at the limit runs", async () => {
   const { socket, next } = await openSocket();
   // The variable is a list of objects, so the equals value may add
