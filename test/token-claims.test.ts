@@ -6,6 +6,7 @@ import { SignJWT, type JWTPayload } from "jose";
 
 import type { Gateway } from "../src/server";
 import {
+  brokerAdmin,
   Cleanup,
   errorCodes,
   gql,
@@ -87,6 +88,11 @@ describe.each(BAD_CLAIMS)("token with %s", (_name, claims, message) => {
   test("HTTP mutation unauthenticated and audited", async () => {
     const username = uniqueName("claim");
     const response = await gql(gateway, CREATE_ACCOUNT, { username }, await sign(claims()));
+    // Removes the account should the token wrongly be accepted.
+    cleanup.add(async () => {
+      await brokerAdmin().deleteUser(username).catch(() => undefined);
+      await gateway.db.account.deleteMany({ where: { username } });
+    });
     expect(errorCodes(response)).toEqual(["UNAUTHENTICATED"]);
     expect(response.errors?.[0].message).toMatch(message);
     expect(await gateway.management.userExists(username)).toBe(false);
