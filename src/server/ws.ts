@@ -166,8 +166,6 @@ export function startWebSocketServer(options: WebSocketOptions) {
         if (tooDeep) return [tooDeep];
         const variable = findNulInVariables(payload.variables);
         if (variable) return [nulCharacterError(`Variable ${variable}`)];
-        const parseError = documents.parseError(payload.query);
-        if (parseError) return [parseError];
         const viewer = (ctx.extra as SocketExtra).viewer;
         const rateLimitKey = viewer
           ? `user:${viewer.email}`
@@ -180,6 +178,9 @@ export function startWebSocketServer(options: WebSocketOptions) {
           rateLimitKey,
         });
         if (errors) return errors;
+        // After the rate limit, so documents that fail to parse cost a token.
+        const parseError = documents.parseError(payload.query);
+        if (parseError) return [parseError];
         // The subscribe message has taken one token; a mutation takes one
         // more per further top-level field.
         const extra = socketMutationFieldCount(documents, payload) - 1;
