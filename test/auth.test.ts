@@ -110,7 +110,7 @@ describe("WebSocket", () => {
     const token = await tokenFor(`${"é".repeat(150)}\u200b@example.com`);
     const event = await closeEvent(token);
     expect(event.code).toBe(4403);
-    expect(event.reason).toMatch(/^Token has no valid "email" claim/);
+    expect(event.reason).toMatch(/^Token claim "email" is invalid/);
     expect(event.reason).toMatch(/\.\.\. Get a new token and reconnect\.$/);
     expect(Buffer.byteLength(event.reason)).toBeLessThanOrEqual(123);
   });

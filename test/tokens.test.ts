@@ -223,6 +223,11 @@ const HOSTILE_TOKENS: Case[] = [
     /JWT_MAX_TOKEN_AGE_SECONDS/,
   ],
   [
+    "iat in the future with a maximum age",
+    (email) => sign({ ...validClaims(email), iat: nowSeconds() + 3600 }),
+    /"iat" is in the future/,
+  ],
+  [
     "unknown key id",
     async (email) => {
       const stranger = await newKey("RS256");

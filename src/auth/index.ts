@@ -27,17 +27,21 @@ export type VerifyBearer = (authorization: string | undefined) => Promise<Viewer
 // to reject values that are clearly not an address.
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-// Characters a reader cannot see: controls (Cc), format characters such as
-// zero-width spaces, bidi overrides and U+FEFF (Cf), other default-ignorable
-// code points (variation selectors, Hangul fillers), lone surrogates,
-// private-use and unassigned code points. With one of them, an address
-// looks exactly like someone else's.
+// Characters a reader cannot see: controls (Cc, which covers the C0 and C1
+// ranges and U+0000, which PostgreSQL text cannot store), format characters
+// such as zero-width spaces, bidi overrides and U+FEFF (Cf), other
+// default-ignorable code points (variation selectors, Hangul fillers), lone
+// surrogates, private-use and unassigned code points. With one of them, an
+// address looks exactly like someone else's.
 const INVISIBLE_CHARACTER =
   /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}]/u;
 
+/** Maximum length of an e-mail address (RFC 5321 path limit). */
+export const MAX_EMAIL_LENGTH = 254;
+
 export function isEmail(value: string): boolean {
   return (
-    value.length <= 254 &&
+    value.length <= MAX_EMAIL_LENGTH &&
     !INVISIBLE_CHARACTER.test(value) &&
     EMAIL_PATTERN.test(value)
   );
@@ -76,6 +80,7 @@ export function createVerifier(
   return async (authorization) => {
     const token = parseBearer(authorization);
     const payload = await verify(token, key, options);
+    checkIssuedAt(payload, jwt.clockToleranceSeconds);
     const email = readEmail(payload);
     return {
       email,
@@ -149,6 +154,13 @@ function describeJoseError(error: unknown): string {
   ) {
     return "Token is not valid yet (its nbf claim is in the future).";
   }
+  if (
+    error instanceof joseErrors.JWTClaimValidationFailed &&
+    error.claim === "iat" &&
+    error.reason === "check_failed"
+  ) {
+    return FUTURE_IAT_MESSAGE;
+  }
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
     return "Token signature is invalid: the token was not signed with this gateway's key.";
   }
@@ -164,19 +176,43 @@ function describeJoseError(error: unknown): string {
   return `Token is invalid: ${(error as Error).message}.`;
 }
 
+const FUTURE_IAT_MESSAGE =
+  'Token claim "iat" is in the future: the token says it was issued later ' +
+  "than now plus JWT_CLOCK_TOLERANCE_SECONDS. Check the issuer's clock and " +
+  "get a new token.";
+
+/**
+ * Rejects an `iat` later than now plus the clock tolerance. jose checks
+ * this only when a maximum token age is set.
+ */
+function checkIssuedAt(payload: JWTPayload, toleranceSeconds: number): void {
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  if (typeof payload.iat === "number" && payload.iat > nowSeconds + toleranceSeconds) {
+    throw new UnauthenticatedError(FUTURE_IAT_MESSAGE, { iat: payload.iat });
+  }
+}
+
 function readEmail(payload: JWTPayload): string {
   const email = payload.email;
   if (typeof email !== "string" || !isEmail(email)) {
     const invisible =
       typeof email === "string" ? describeInvisibleCharacter(email) : null;
     throw new UnauthenticatedError(
-      `Token has no valid "email" claim (got ${
-        typeof email === "string" ? quote(email) : JSON.stringify(email ?? null)
-      }${invisible ? `: ${invisible}` : ""}); ` +
-        "the gateway identifies callers by e-mail address.",
+      `Token claim "email" is invalid: got ${describeClaim(email)}` +
+        `${invisible ? ` (${invisible})` : ""}, expected an e-mail ` +
+        `address of at most ${MAX_EMAIL_LENGTH} characters without spaces ` +
+        "or invisible characters, because the gateway identifies callers " +
+        "by e-mail address. Get a token for a valid address.",
     );
   }
   return email.toLowerCase();
+}
+
+/** Shows a claim value in a message, control characters escaped. */
+function describeClaim(value: unknown): string {
+  if (typeof value === "string") return quote(value);
+  if (value === undefined) return "no value";
+  return quote(JSON.stringify(value) ?? String(value), 40);
 }
 
 /** Signs an HS256 token, for local use and tests. */

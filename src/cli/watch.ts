@@ -60,14 +60,21 @@ export async function main(
   try {
     options = parseOptions(argv);
   } catch (error) {
-    streams.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    const message = (error as Error).message;
+    streams.stderr.write(`${message} Run with --help to list the options.\n`);
     return 2;
   }
   if (!options) {
     streams.stdout.write(USAGE);
     return 0;
   }
-  const token = await resolveToken(options, env);
+  let token: string | undefined;
+  try {
+    token = await resolveToken(options, env);
+  } catch (error) {
+    streams.stderr.write(`Signing a token failed: ${(error as Error).message}\n`);
+    return 2;
+  }
   if (!token) {
     streams.stderr.write(
       "No token: set TOKEN (see `npm run token`) or pass --email ADDRESS.\n",
@@ -96,7 +103,7 @@ function parseOptions(argv: string[]): WatchOptions | null {
   if (!(count === Infinity || (Number.isInteger(count) && count > 0))) {
     throw new UsageError(`Invalid --count "${values.count}": use a positive whole number.`);
   }
-  const base = { url: values.url!, count, email: values.email };
+  const base = { url: parseUrl(values.url!), count, email: values.email };
   if (values.guardian) {
     return { ...base, query: GUARDIAN, variables: { queue: values.queue ?? null } };
   }
@@ -108,6 +115,26 @@ function parseOptions(argv: string[]): WatchOptions | null {
     query: MESSAGES,
     variables: { exchange: values.exchange, pattern: values.pattern },
   };
+}
+
+/** Returns the graphql-ws address for an http(s) or ws(s) gateway URL. */
+function parseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(
+      `Invalid --url "${value}": use an address such as ` +
+        "http://127.0.0.1:4000/graphql.",
+    );
+  }
+  if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol)) {
+    throw new UsageError(
+      `Invalid --url "${value}": use an http, https, ws or wss address, ` +
+        "such as http://127.0.0.1:4000/graphql.",
+    );
+  }
+  return url.toString().replace(/^http/, "ws");
 }
 
 async function resolveToken(
@@ -130,14 +157,17 @@ function watch(
   signal?: AbortSignal,
 ): Promise<number> {
   const client = createClient({
-    url: options.url.replace(/^http/, "ws"),
+    url: options.url,
     webSocketImpl: WebSocket,
     connectionParams: { authorization: `Bearer ${token}` },
     retryAttempts: 0,
   });
   let received = 0;
+  let finished = false;
   return new Promise<number>((resolve) => {
     const finish = (code: number) => {
+      if (finished) return;
+      finished = true;
       unsubscribe();
       void client.dispose();
       resolve(code);
@@ -146,8 +176,12 @@ function watch(
       { query: options.query, variables: options.variables },
       {
         next: (result) => {
+          // Frames that arrived in the same read as the last counted event
+          // are still delivered after finish.
+          if (finished) return;
           if (result.errors) {
-            streams.stderr.write(`${JSON.stringify(result.errors)}\n`);
+            streams.stderr.write(`Subscription failed: ${describeErrors(result.errors)}\n`);
+            finish(1);
             return;
           }
           const [event] = Object.values(result.data ?? {});
@@ -156,7 +190,8 @@ function watch(
           if (received >= options.count) finish(0);
         },
         error: (error) => {
-          streams.stderr.write(`Subscription failed: ${describe(error)}\n`);
+          if (finished) return;
+          streams.stderr.write(`Subscription failed: ${describe(error, options.url)}\n`);
           finish(1);
         },
         complete: () => finish(0),
@@ -166,13 +201,28 @@ function watch(
   });
 }
 
-function describe(error: unknown): string {
-  if (Array.isArray(error)) return JSON.stringify(error);
+/** Formats GraphQL errors as one line: "CODE: message; CODE: message". */
+function describeErrors(
+  errors: readonly { message: string; extensions?: Record<string, unknown> }[],
+): string {
+  return errors
+    .map((error) => {
+      const code = error.extensions?.code;
+      const message = error.message.replace(/\s+/g, " ");
+      return typeof code === "string" ? `${code}: ${message}` : message;
+    })
+    .join("; ");
+}
+
+function describe(error: unknown, url: string): string {
+  if (Array.isArray(error)) return describeErrors(error);
   const closed = error as { code?: number; reason?: string; message?: string };
   if (closed.code !== undefined) {
-    return `socket closed with ${closed.code} ${closed.reason ?? ""}`.trim();
+    const reason = closed.reason ? ` ${closed.reason}` : "";
+    return `socket to ${url} closed with ${closed.code}${reason}`;
   }
-  return closed.message ?? String(error);
+  if (closed.message) return `cannot reach ${url}: ${closed.message}`;
+  return `cannot reach ${url}`;
 }
 
 if (require.main === module) {
@@ -181,7 +231,8 @@ if (require.main === module) {
   main(process.argv.slice(2), process.env, process, abort.signal).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`${(error as Error).stack ?? error}\n`);
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`watch failed: ${message}\n`);
       process.exit(1);
     },
   );

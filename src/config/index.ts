@@ -145,6 +145,11 @@ export interface Config {
   corsOrigins: string[];
   /** Allows schema introspection queries (INTROSPECTION, true). */
   introspection: boolean;
+  /**
+   * Adds `extensions.stacktrace` to HTTP error responses
+   * (INCLUDE_STACKTRACE_IN_ERRORS, false), whatever NODE_ENV is.
+   */
+  includeStacktraceInErrors: boolean;
   /** Serves Apollo Sandbox on GET /graphql from a browser (LANDING_PAGE, true). */
   landingPage: boolean;
   /** Lets sockets without a token use the messages subscription (false). */
@@ -222,6 +227,11 @@ export function loadConfig(
     limits: readLimits(env),
     corsOrigins: readList(env.CORS_ORIGINS),
     introspection: readBool(env, "INTROSPECTION", true),
+    includeStacktraceInErrors: readBool(
+      env,
+      "INCLUDE_STACKTRACE_IN_ERRORS",
+      false,
+    ),
     landingPage: readBool(env, "LANDING_PAGE", true),
     allowAnonymousSubscriptions: readBool(
       env,

@@ -4,6 +4,12 @@ export { buildGatewaySchema } from "./build";
 export { createErrorFormatter, formatResultErrors } from "./errors";
 export type { GraphQLContext, Services } from "./context";
 export {
+  checkInputDepth,
+  findDeepVariable,
+  inputDepthError,
+  MAX_INPUT_DEPTH,
+} from "./input-depth";
+export {
   checkNulCharacters,
   findNulInVariables,
   hasNulLiteral,

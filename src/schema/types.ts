@@ -351,7 +351,7 @@ export class PayloadCondition {
 
 @InputType()
 export class CreateAccountInput {
-  @Field({ description: "RabbitMQ user name: ^[a-zA-Z][a-zA-Z0-9._-]*$" })
+  @Field({ description: "RabbitMQ user name: ^[a-z][a-z0-9._-]*$" })
   username!: string;
 
   @Field(() => [String], {

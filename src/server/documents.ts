@@ -7,7 +7,7 @@
 // heap per subscription (a V8 heap profile of 10,000 idle subscriptions;
 // see docs/benchmarks.md). Documents are never mutated by graphql-js, which
 // makes sharing them safe.
-import { parse, type DocumentNode, type GraphQLError, type Source } from "graphql";
+import { GraphQLError, parse, type DocumentNode, type Source } from "graphql";
 
 /** Distinct query texts kept parsed, least recently used first out. */
 export const MAX_CACHED_DOCUMENTS = 200;
@@ -43,6 +43,39 @@ export class DocumentCache {
       this.documents.delete(oldest);
     }
     return document;
+  }
+
+  /**
+   * Parses a query text ahead of graphql-ws and returns its parse error,
+   * or null. graphql-ws 6.4.2 lets a parse error escape its message
+   * handler, which closes the whole socket with 4500, so the gateway
+   * checks first and fails only the one operation. A later parse of the
+   * same text comes from the cache, except for texts longer than
+   * maxQueryLength, which are parsed twice.
+   */
+  parseError(query: string): GraphQLError | null {
+    try {
+      this.parse(query);
+      return null;
+    } catch (error) {
+      if (error instanceof GraphQLError) {
+        return new GraphQLError(error.message, {
+          source: error.source,
+          positions: error.positions,
+          extensions: { code: "GRAPHQL_PARSE_FAILED" },
+        });
+      }
+      if (error instanceof RangeError) {
+        // graphql-js parses recursively, so deeply nested literals
+        // overflow the call stack.
+        return new GraphQLError(
+          "The document nests lists, objects or selections too deeply to " +
+            "parse; pass deep values as variables, which may nest 32 levels.",
+          { extensions: { code: "GRAPHQL_PARSE_FAILED" } },
+        );
+      }
+      throw error;
+    }
   }
 
   /**

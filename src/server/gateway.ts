@@ -361,7 +361,7 @@ export class Gateway {
       // The gateway handles SIGINT and SIGTERM itself (see main.ts).
       stopOnTerminationSignals: false,
       formatError: createErrorFormatter(this.logger, this.config.production),
-      includeStacktraceInErrorResponses: !this.config.production,
+      includeStacktraceInErrorResponses: this.config.includeStacktraceInErrors,
       plugins: [
         // Sandbox is served from Apollo's CDN in the browser that opens it.
         this.config.landingPage

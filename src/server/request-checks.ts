@@ -12,13 +12,19 @@ import {
 
 import { ErrorCode } from "../errors";
 import type { Logger } from "../logger";
-import { checkNulCharacters, type GraphQLContext } from "../schema";
+import {
+  checkInputDepth,
+  checkNulCharacters,
+  type GraphQLContext,
+} from "../schema";
 import { rateLimitMessage, type RateLimiter } from "./rate-limit";
 
 /**
- * Rejects strings containing U+0000 with BAD_USER_INPUT, and subscriptions
- * with BAD_REQUEST: over HTTP they would run once with no event and fail
- * with an internal error.
+ * Rejects variables nested too deeply with BAD_USER_INPUT, then
+ * subscriptions with BAD_REQUEST, because over HTTP they would run once
+ * with no event and fail with an internal error. Then rejects strings
+ * containing U+0000 with BAD_USER_INPUT, and takes a rate-limit token for
+ * each mutation field after the first.
  */
 export function requestChecksPlugin(
   rateLimiter: RateLimiter,
@@ -28,6 +34,8 @@ export function requestChecksPlugin(
     async requestDidStart() {
       return {
         async didResolveOperation({ document, operation, request, contextValue }) {
+          const tooDeep = checkInputDepth(request.variables);
+          if (tooDeep) throw tooDeep;
           if (operation?.operation === "subscription") {
             throw new GraphQLError(
               "Subscriptions run over graphql-ws (WebSocket) on this same " +

@@ -7,13 +7,13 @@ import {
   type GraphQLSchema,
 } from "graphql";
 import { CloseCode } from "graphql-ws";
-import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 
 import type { Viewer, VerifyBearer } from "../auth";
 import type { LimitsConfig } from "../config";
 import type { Logger } from "../logger";
 import {
+  checkInputDepth,
   createErrorFormatter,
   findNulInVariables,
   formatResultErrors,
@@ -25,6 +25,7 @@ import {
 import { closeReason } from "./close-reason";
 import { DocumentCache } from "./documents";
 import { SharedFrames, sharedFrameHooks } from "./shared-frames";
+import { serveGraphQLWs } from "./ws-adapter";
 import type { RateLimiter } from "./rate-limit";
 import { mutationFieldCount, takeMutationTokens } from "./request-checks";
 import {
@@ -122,7 +123,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
   );
   const documents = new DocumentCache();
   const rules = socketValidationRules(options.limits, options.introspection);
-  const cleanup = useServer<Record<string, unknown>, SocketExtra>(
+  const cleanup = serveGraphQLWs<Record<string, unknown>, SocketExtra>(
     {
       schema: options.schema,
       parse: (query) => documents.parse(query),
@@ -179,6 +180,8 @@ export function startWebSocketServer(options: WebSocketOptions) {
         }
       },
       onSubscribe: (ctx, _id, payload) => {
+        const tooDeep = checkInputDepth(payload.variables);
+        if (tooDeep) return [tooDeep];
         const variable = findNulInVariables(payload.variables);
         if (variable) return [nulCharacterError(`Variable ${variable}`)];
         const viewer = (ctx.extra as SocketExtra).viewer;
@@ -193,6 +196,9 @@ export function startWebSocketServer(options: WebSocketOptions) {
           rateLimitKey,
         });
         if (errors) return errors;
+        // After the rate limit, so documents that fail to parse cost a token.
+        const parseError = documents.parseError(payload.query);
+        if (parseError) return [parseError];
         // The subscribe message has taken one token; a mutation takes one
         // more per further top-level field.
         const extra = socketMutationFieldCount(documents, payload) - 1;
@@ -227,6 +233,7 @@ export function startWebSocketServer(options: WebSocketOptions) {
         formatResultErrors(format, errors),
     },
     wsServer,
+    { logger, production: options.production },
   );
   return {
     /**

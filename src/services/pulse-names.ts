@@ -2,7 +2,10 @@
 // RabbitMQ permissions that confine an account to its own names.
 import { BadInputError, quote } from "../errors";
 
-/** PulseGuardian's rule for RabbitMQ user names. */
+/**
+ * PulseGuardian's rule for RabbitMQ user names. Accounts made elsewhere may
+ * use upper case, but validateAccountName allows only lower case in new ones.
+ */
 export const ACCOUNT_NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9._-]*$/;
 
 // The part of a queue name after queue/<account>/: words of letters,
@@ -41,6 +44,15 @@ export function validateAccountName(
   if (reserved.test(username) || username === gatewayAccount) {
     throw new BadInputError(
       `Account name ${quote(username)} is reserved; choose another name.`,
+      { username },
+    );
+  }
+  // RabbitMQ user names are case-sensitive, so "Foo" and "foo" would be two
+  // accounts that read alike. Pulse's names are lower case by convention.
+  if (username !== username.toLowerCase()) {
+    throw new BadInputError(
+      `Invalid account name ${quote(username)}: new account names must be ` +
+        `lower case; use ${quote(username.toLowerCase())}.`,
       { username },
     );
   }

@@ -1,4 +1,6 @@
 // `npm run watch`: prints live events as JSON lines from a real gateway.
+import net from "node:net";
+
 import { main } from "../../src/cli/watch";
 import type { Gateway } from "../../src/server";
 import {
@@ -100,4 +102,85 @@ test("invalid count is rejected", async () => {
   const code = await main(["--guardian", "--count", "0"], {}, output.streams);
   expect(code).toBe(2);
   expect(output.err.join("")).toContain('"0"');
+});
+
+test("stops at exactly --count", async () => {
+  const output = capture();
+  const token = await tokenFor(uniqueEmail("watcher"));
+  const before = gateway.live.stats().subscribers;
+  const running = main(
+    ["--exchange", exchange, "--pattern", "count.*", "--count", "2", "--url", gateway.url],
+    { TOKEN: token },
+    output.streams,
+  );
+  await eventually(async () =>
+    gateway.live.stats().subscribers === before + 1 ? true : undefined,
+  );
+  // Published together, so several events reach the socket in one read.
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      gateway.amqp.publish(exchange, "count.x", Buffer.from(JSON.stringify({ i }))),
+    ),
+  );
+  expect(await running).toBe(0);
+  expect(output.out).toHaveLength(2);
+  expect(output.err).toEqual([]);
+});
+
+test("server error exits 1 with one line", async () => {
+  const output = capture();
+  const code = await main(
+    ["--exchange", "exchange/no-such-exchange/v1", "--url", gateway.url],
+    { TOKEN: await tokenFor(uniqueEmail("watcher")) },
+    output.streams,
+  );
+  expect(code).toBe(1);
+  expect(output.out).toEqual([]);
+  expect(output.err).toHaveLength(1);
+  expect(output.err[0]).toMatch(/^Subscription failed: NOT_FOUND: .*no-such-exchange/);
+  expect(output.err[0].trimEnd()).not.toContain("\n");
+});
+
+test("invalid --url is a usage error", async () => {
+  const output = capture();
+  const code = await main(
+    ["--guardian", "--url", "not a url"],
+    { TOKEN: "t" },
+    output.streams,
+  );
+  expect(code).toBe(2);
+  expect(output.err).toHaveLength(1);
+  expect(output.err[0]).toMatch(/^Invalid --url "not a url"/);
+  expect(output.err[0].trimEnd()).not.toContain("\n");
+});
+
+test("non-http --url is a usage error", async () => {
+  const output = capture();
+  const code = await main(
+    ["--guardian", "--url", "ftp://127.0.0.1/graphql"],
+    { TOKEN: "t" },
+    output.streams,
+  );
+  expect(code).toBe(2);
+  expect(output.err.join("")).toContain("http, https, ws or wss");
+});
+
+test("unreachable --url exits 1 with one line", async () => {
+  const output = capture();
+  const closedPort = await new Promise<number>((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  const code = await main(
+    ["--guardian", "--url", `http://127.0.0.1:${closedPort}/graphql`],
+    { TOKEN: await tokenFor(uniqueEmail("watcher")) },
+    output.streams,
+  );
+  expect(code).toBe(1);
+  expect(output.err).toHaveLength(1);
+  expect(output.err[0]).toContain(`127.0.0.1:${closedPort}`);
+  expect(output.err[0].trimEnd()).not.toContain("\n");
 });

@@ -20,8 +20,10 @@ export function accountsView(session: Session): View {
     name: "username",
     required: true,
     autocomplete: "off",
-    pattern: "[a-zA-Z][a-zA-Z0-9._\\-]*",
-    title: "A letter, then letters, digits, dots, underscores or hyphens.",
+    pattern: "[a-z][a-z0-9._\\-]*",
+    title:
+      "A lower-case letter, then lower-case letters, digits, dots, " +
+      "underscores or hyphens.",
   });
   const ownersInput = h("input", {
     id: "account-owners",
