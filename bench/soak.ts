@@ -29,7 +29,7 @@ import {
 import { Publisher } from "./soak/publisher";
 import { Recorder } from "./soak/recorder";
 import { printReport, writeReport, type RestartRecord, type SoakReport } from "./soak/report";
-import { diffState, isEmptyDiff } from "./soak/state-diff";
+import { countGuardianEvents, diffState, isEmptyDiff } from "./soak/state-diff";
 import { Subscriber } from "./soak/subscribers";
 
 const TARGETS: BindingTargets = {
@@ -157,6 +157,9 @@ async function soak(
   } catch (error) {
     stateDiffError = (error as Error).message;
   }
+  const guardianEvents = await countGuardianEvents(soakDatabaseUrl(options)).catch(
+    () => null,
+  );
   const crashed = gateway.crash;
   const shutdown = await gateway.stop();
   const passed =
@@ -179,6 +182,7 @@ async function soak(
       errorLogExamples: Object.fromEntries(gateway.errorLogExamples),
       shutdown,
     },
+    guardianEvents,
     stateDiff,
     stateDiffError,
     passed,

@@ -37,6 +37,8 @@ export interface SoakReport {
     errorLogExamples: Record<string, string>;
     shutdown: GatewayExit | null;
   };
+  /** The guardian's events during the run, by kind; null if unread. */
+  guardianEvents: Record<string, number> | null;
   stateDiff: StateDiff | null;
   stateDiffError?: string;
   passed: boolean;
@@ -68,7 +70,9 @@ export function printReport(report: SoakReport, file: string): void {
   }
   lines.push("", `errors by code: ${JSON.stringify(report.errorsByCode)}`);
   lines.push(...memoryLines(report), ...subscriptionLines(report));
-  lines.push(...gatewayLines(report), ...diffLines(report.stateDiff));
+  lines.push(...gatewayLines(report));
+  lines.push(`guardian events: ${JSON.stringify(report.guardianEvents)}`);
+  lines.push(...diffLines(report.stateDiff));
   if (report.stateDiffError) lines.push(`state diff failed: ${report.stateDiffError}`);
   lines.push("", `${report.passed ? "PASSED" : "FAILED"}; report in ${file}`);
   process.stdout.write(lines.join("\n") + "\n");

@@ -123,3 +123,22 @@ function bindingKey(queue: string, exchange: string, pattern: string): string {
 function minus(a: Set<string>, b: Set<string>): string[] {
   return [...a].filter((value) => !b.has(value)).sort();
 }
+
+/**
+ * Counts the guardian's events by kind, so that NOT_FOUND errors can be
+ * set against the queues the guardian deleted or saw vanish.
+ */
+export async function countGuardianEvents(
+  databaseUrl: string,
+): Promise<Record<string, number>> {
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ kind: string; count: string }>(
+      `SELECT "kind", count(*) AS "count" FROM "GuardianEvent" GROUP BY "kind" ORDER BY "kind"`,
+    );
+    return Object.fromEntries(rows.map((row) => [row.kind, Number(row.count)]));
+  } finally {
+    await client.end();
+  }
+}
