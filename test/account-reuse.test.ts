@@ -123,3 +123,58 @@ describe("audit log", () => {
     expect(JSON.stringify(all)).toContain("first-private");
   });
 });
+
+describe("guardian events and history", () => {
+  const EVENTS = `query ($q: String) {
+    guardianEvents(queue: $q, limit: 500) { queue detail }
+  }`;
+  const HISTORY = `query ($n: String!) {
+    queue(name: $n) { history(from: "2000-01-01T00:00:00Z") { messages } }
+  }`;
+
+  test("new owner sees only new ones", async () => {
+    const name = uniqueName("watched");
+    const queue = `queue/${name}/kept`;
+    cleanup.add(() =>
+      gateway.db.queueSample.deleteMany({ where: { queueName: queue } }),
+    );
+    cleanup.add(() => brokerAdmin().deleteQueue(queue).catch(() => undefined));
+    await createTestAccount(gateway, cleanup, name, firstOwner);
+    await gateway.guardianEvents.record({
+      queue,
+      account: name,
+      kind: "BINDING_ADDED",
+      size: null,
+      threshold: null,
+      detail: "first-private.pattern",
+    });
+    await gateway.history.record(new Date(), [
+      {
+        name: queue,
+        vhost: gateway.config.vhost,
+        durable: true,
+        auto_delete: false,
+        exclusive: false,
+        messages: 4321,
+      },
+    ]);
+    await mutate(DELETE_ACCOUNT, { u: name }, firstOwner);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await createTestAccount(gateway, cleanup, name, secondOwner);
+    await mutate(
+      `mutation ($a: String!) { createQueue(input: { account: $a, name: "kept" }) { name } }`,
+      { a: name },
+      secondOwner,
+    );
+
+    const all = await mutate(EVENTS, { q: null }, secondOwner);
+    expect(JSON.stringify(all)).not.toContain("first-private");
+    const one = await mutate(EVENTS, { q: queue }, secondOwner);
+    expect(one.guardianEvents).toEqual([]);
+    const history = await mutate(HISTORY, { n: queue }, secondOwner);
+    expect(history.queue.history).toEqual([]);
+
+    const asAdmin = await mutate(EVENTS, { q: queue }, admin);
+    expect(JSON.stringify(asAdmin)).toContain("first-private");
+  });
+});

@@ -163,6 +163,11 @@ describe("Queue.history", () => {
 
   test("returns points oldest first", async () => {
     const now = new Date();
+    // An owner sees no samples from before the account was created.
+    await gateway.db.account.update({
+      where: { username: account },
+      data: { createdAt: new Date(now.getTime() - 3 * DAY_MS) },
+    });
     await feedSamples([queue], 2, new Date(now.getTime() - 60_000));
     await gateway.history.downsample(now);
     const response = await gql(
@@ -194,5 +199,18 @@ describe("Queue.history", () => {
       ownerToken,
     );
     expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  });
+
+  test("rejects a year out of range", async () => {
+    const response = await gql(
+      gateway,
+      `query ($n: String!, $from: DateTimeISO!) {
+        queue(name: $n) { history(from: $from) { at } }
+      }`,
+      { n: queue, from: "0000-01-01T00:00:00Z" },
+      ownerToken,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(response.errors?.[0].message).toContain("Invalid from");
   });
 });

@@ -6,6 +6,7 @@ import {
   CONNECT_TIMEOUT_MS,
   type Database,
   type GuardianEventKind,
+  type Prisma,
 } from "../db";
 import { RateLimitedLog, type Logger } from "../logger";
 
@@ -19,6 +20,12 @@ const LISTEN_RETRY_MS = 500;
  * short cap shortens the time during which announcements are missed.
  */
 const LISTEN_MAX_RETRY_MS = 5000;
+
+/** An account name and the time its current account was created. */
+export interface AccountLifetime {
+  account: string;
+  since: Date;
+}
 
 export interface GuardianEventRecord {
   queue: string;
@@ -192,13 +199,27 @@ export class GuardianEventLog extends EventEmitter<{
     }
   }
 
-  /** Newest first, optionally for one queue. */
+  /**
+   * Newest first, optionally for one queue. With `lifetimes`, only events
+   * of those accounts at or after each one's start are listed.
+   */
   async list(
     queue: string | null | undefined,
     limit: number,
+    lifetimes?: AccountLifetime[],
   ): Promise<GuardianEventRecord[]> {
+    const where: Prisma.GuardianEventWhereInput = queue
+      ? { queueName: queue }
+      : {};
+    if (lifetimes) {
+      if (lifetimes.length === 0) return [];
+      where.OR = lifetimes.map((lifetime) => ({
+        accountName: lifetime.account,
+        at: { gte: lifetime.since },
+      }));
+    }
     const rows = await this.db.guardianEvent.findMany({
-      where: queue ? { queueName: queue } : {},
+      where,
       orderBy: [{ at: "desc" }, { id: "desc" }],
       take: limit,
     });

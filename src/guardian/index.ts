@@ -4,6 +4,7 @@ export { Guardian, type GuardianOptions } from "./guardian";
 export {
   GUARDIAN_EVENTS_CHANNEL,
   GuardianEventLog,
+  type AccountLifetime,
   type GuardianEventRecord,
 } from "./events";
 export { GuardianLock } from "./lock";

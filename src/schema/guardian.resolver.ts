@@ -11,7 +11,7 @@ import {
 
 import type { Viewer } from "../auth";
 import { BadInputError, isGatewayError } from "../errors";
-import type { GuardianEventRecord } from "../guardian";
+import type { AccountLifetime, GuardianEventRecord } from "../guardian";
 import { requireQueueAccount } from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
 import { GuardianEvent } from "./types";
@@ -41,18 +41,13 @@ export class GuardianResolver {
         { limit },
       );
     }
-    if (queue) {
-      await context.services.accounts.authorize(
-        viewer,
-        requireQueueAccount(queue),
-      );
-      return context.services.guardianEvents.list(queue, limit);
-    }
-    const events = await context.services.guardianEvents.list(null, MAX_EVENTS);
-    const visible = await visibleAccounts(context, viewer);
-    return events
-      .filter((event) => visible === "all" || visible.has(event.account))
-      .slice(0, limit);
+    const account = queue ? requireQueueAccount(queue) : null;
+    if (account) await context.services.accounts.authorize(viewer, account);
+    return context.services.guardianEvents.list(
+      queue,
+      limit,
+      await ownedLifetimes(context, viewer, account),
+    );
   }
 
   @Subscription(() => GuardianEvent, {
@@ -128,6 +123,24 @@ async function mayView(
   if (viewer.isAdmin) return true;
   const owned = await visibleAccounts(context, viewer);
   return owned === "all" || owned.has(account);
+}
+
+/**
+ * For a non-admin, the accounts the viewer owns (only `account` when
+ * given), each from its creation: events from before then belong to an
+ * earlier account of the same name, as in the audit log. Undefined for
+ * admins, who see every event.
+ */
+async function ownedLifetimes(
+  context: GraphQLContext,
+  viewer: Viewer,
+  account: string | null,
+): Promise<AccountLifetime[] | undefined> {
+  if (viewer.isAdmin) return undefined;
+  const accounts = await context.services.accounts.list(viewer);
+  return accounts
+    .filter((owned) => account === null || owned.username === account)
+    .map((owned) => ({ account: owned.username, since: owned.createdAt }));
 }
 
 async function visibleAccounts(

@@ -17,7 +17,12 @@ import {
 
 import { BadInputError } from "../errors";
 import type { QueueSamplePoint } from "../guardian";
-import type { PolicyRecord, QueueLimits, QueueRecord } from "../services";
+import {
+  requireQueueAccount,
+  type PolicyRecord,
+  type QueueLimits,
+  type QueueRecord,
+} from "../services";
 import { requireViewer, type GraphQLContext } from "./context";
 import { Account, Queue } from "./types";
 
@@ -146,6 +151,39 @@ export class QueueLimitsPayload {
   expiresMs!: number | null;
 }
 
+/** The earliest and latest times PostgreSQL and Prisma both accept. */
+const EARLIEST_TIME = Date.parse("0001-01-01T00:00:00Z");
+const LATEST_TIME = Date.parse("9999-12-31T23:59:59.999Z");
+
+function checkHistoryTime(name: string, time: Date): void {
+  const ms = time.getTime();
+  if (ms >= EARLIEST_TIME && ms <= LATEST_TIME) return;
+  throw new BadInputError(
+    `Invalid ${name} ${time.toISOString()}: use a time from ` +
+      `0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.`,
+    { [name]: time.toISOString() },
+  );
+}
+
+/**
+ * For a non-admin, history starts no earlier than the creation of the
+ * queue's account: samples from before then belong to an earlier account
+ * of the same name, as in the audit log.
+ */
+async function historyStart(
+  context: GraphQLContext,
+  queue: QueueRecord,
+  from: Date,
+): Promise<Date> {
+  const viewer = requireViewer(context);
+  if (viewer.isAdmin) return from;
+  const account = await context.services.accounts.get(
+    viewer,
+    requireQueueAccount(queue.name),
+  );
+  return account.createdAt > from ? account.createdAt : from;
+}
+
 @Resolver(() => Queue)
 export class PolicyResolver {
   @Mutation(() => QueueLimitsPayload, {
@@ -180,13 +218,15 @@ export class PolicyResolver {
   @FieldResolver(() => [QueueSample], {
     description: "Samples from `from` to `to` (now by default), oldest first.",
   })
-  history(
+  async history(
     @Root() queue: QueueRecord,
     @Arg("from") from: Date,
     @Arg("to", () => Date, { nullable: true }) to: Date | null,
     @Ctx() context: GraphQLContext,
   ): Promise<QueueSamplePoint[]> {
     const end = to ?? new Date();
+    checkHistoryTime("from", from);
+    checkHistoryTime("to", end);
     if (from.getTime() >= end.getTime()) {
       throw new BadInputError(
         `Invalid range: from (${from.toISOString()}) must be before to ` +
@@ -194,7 +234,11 @@ export class PolicyResolver {
         { from: from.toISOString(), to: end.toISOString() },
       );
     }
-    return context.services.history.points(queue.name, from, end);
+    return context.services.history.points(
+      queue.name,
+      await historyStart(context, queue, from),
+      end,
+    );
   }
 
   @Mutation(() => GuardianPolicy, {
