@@ -1,7 +1,9 @@
 // E-mail addresses with characters a reader cannot see (controls, zero-width
-// and bidi format characters, U+FEFF, variation selectors) look exactly like
-// someone else's address. Every e-mail input rejects them, names the
-// character, and changes nothing.
+// and bidi format characters, U+FEFF, variation selectors, blanks such as
+// U+2800) look exactly like someone else's address. Every e-mail input
+// rejects them, names the character, and changes nothing. Addresses are
+// stored in Unicode NFC, so the two spellings of "é" are one address.
+import { loadConfig } from "../src/config";
 import type { Gateway } from "../src/server";
 import {
   ADMIN_EMAIL,
@@ -10,6 +12,8 @@ import {
   errorCodes,
   gql,
   startGateway,
+  TEST_DATABASE_URL,
+  TEST_SECRET,
   tokenFor,
   uniqueEmail,
   uniqueName,
@@ -26,6 +30,13 @@ const HIDDEN = [
   ["bell", "\u0007", "U+0007"],
   ["C1 next line", "\u0085", "U+0085"],
   ["tag letter", "\u{e0041}", "U+E0041"],
+  ["braille pattern blank", "\u2800", "U+2800"],
+  ["Hangul filler", "\u3164", "U+3164"],
+  ["halfwidth Hangul filler", "\uffa0", "U+FFA0"],
+  ["Hangul choseong filler", "\u115f", "U+115F"],
+  ["Hangul jungseong filler", "\u1160", "U+1160"],
+  ["no-break space", "\u00a0", "U+00A0"],
+  ["ideographic space", "\u3000", "U+3000"],
 ] as const;
 
 function hide(email: string, character: string): string {
@@ -138,4 +149,80 @@ test("accented address still accepted", async () => {
   );
   expect(response.errors).toBeUndefined();
   expect(response.data?.addAccountOwner.owners).toContain(email);
+});
+
+describe("address in NFD", () => {
+  // "josé" with "e" and U+0301 COMBINING ACUTE ACCENT, and with U+00E9.
+  const local = uniqueName("jose");
+  const composed = `${local}\u00e9@example.com`;
+  const decomposed = `${local}e\u0301@example.com`;
+
+  test("addAccountOwner stores it as NFC", async () => {
+    const add = `mutation ($u: String!, $e: String!) {
+      addAccountOwner(username: $u, email: $e) { owners }
+    }`;
+    const first = await gql(gateway, add, { u: account, e: composed }, owner);
+    expect(first.errors).toBeUndefined();
+    const second = await gql(gateway, add, { u: account, e: decomposed }, owner);
+    expect(second.errors?.[0].message).toContain("already an owner");
+    const owners = await gateway.db.accountOwner.findMany({
+      where: { account: { username: account } },
+      select: { user: { select: { email: true } } },
+    });
+    const emails = owners.map((row) => row.user.email);
+    expect(emails).toContain(composed);
+    expect(emails).not.toContain(decomposed);
+  });
+
+  test("token claim read as NFC", async () => {
+    const token = await tokenFor(decomposed);
+    const response = await gql(gateway, "{ viewer { email } }", {}, token);
+    expect(response.data?.viewer.email).toBe(composed);
+  });
+
+  test("grantAdmin stores it as NFC", async () => {
+    const email = `${uniqueName("admin")}e\u0301@example.com`;
+    const response = await gql(
+      gateway,
+      `mutation ($e: String!) { grantAdmin(email: $e) { email } }`,
+      { e: email },
+      admin,
+    );
+    expect(response.data?.grantAdmin.email).toBe(email.normalize("NFC"));
+    cleanup.add(() =>
+      gateway.db.user
+        .updateMany({
+          where: { email: email.normalize("NFC") },
+          data: { isAdmin: false },
+        })
+        .then(() => undefined),
+    );
+  });
+
+  test("setNotificationRecipients stores it as NFC", async () => {
+    const response = await gql(
+      gateway,
+      `mutation ($a: String!, $e: [String!]!) {
+        setNotificationRecipients(account: $a, emails: $e, webhookUrls: []) {
+          notifyEmails
+        }
+      }`,
+      { a: account, e: [decomposed, composed] },
+      owner,
+    );
+    expect(response.data?.setNotificationRecipients.notifyEmails).toEqual([
+      composed,
+    ]);
+  });
+
+  test("ADMIN_EMAILS read as NFC", () => {
+    const email = `${uniqueName("listed")}e\u0301@example.com`;
+    const config = loadConfig({
+      ...process.env,
+      DATABASE_URL: TEST_DATABASE_URL,
+      JWT_SECRET: TEST_SECRET,
+      ADMIN_EMAILS: email,
+    });
+    expect(config.adminEmails).toEqual([email.normalize("NFC")]);
+  });
 });

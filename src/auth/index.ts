@@ -33,11 +33,23 @@ const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 // default-ignorable code points (variation selectors, Hangul fillers), lone
 // surrogates, private-use and unassigned code points. With one of them, an
 // address looks exactly like someone else's.
+// Separators (Z: spaces such as U+00A0 and U+3000, line and paragraph
+// separators) and letters drawn as blanks (U+2800 BRAILLE PATTERN BLANK, the
+// Hangul fillers U+115F, U+1160, U+3164 and U+FFA0) look empty as well.
 const INVISIBLE_CHARACTER =
-  /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}]/u;
+  /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}\p{Z}\u2800\u115F\u1160\u3164\uFFA0]/u;
 
 /** Maximum length of an e-mail address (RFC 5321 path limit). */
 export const MAX_EMAIL_LENGTH = 254;
+
+/**
+ * The one spelling of an address the gateway stores and compares: Unicode
+ * NFC, so that "é" typed as one code point or as "e" and a combining accent
+ * is one user, and lower case.
+ */
+export function canonicalEmail(value: string): string {
+  return value.normalize("NFC").toLowerCase();
+}
 
 export function isEmail(value: string): boolean {
   return (
@@ -56,8 +68,8 @@ export function describeInvisibleCharacter(value: string): string | null {
   if (!match) return null;
   const code = match[0].codePointAt(0)!.toString(16).toUpperCase();
   return (
-    `it contains U+${code.padStart(4, "0")}, an invisible or control ` +
-    `character; type the address without it`
+    `it contains U+${code.padStart(4, "0")}, an invisible, blank or ` +
+    `control character; type the address without it`
   );
 }
 
@@ -66,7 +78,7 @@ export function createVerifier(
   jwt: JwtConfig,
   adminEmails: readonly string[],
 ): VerifyBearer {
-  const admins = new Set(adminEmails.map((email) => email.toLowerCase()));
+  const admins = new Set(adminEmails.map(canonicalEmail));
   const key = resolveKey(jwt);
   const options: Parameters<typeof jwtVerify>[2] = {
     algorithms: jwt.algorithms,
@@ -205,7 +217,7 @@ function readEmail(payload: JWTPayload): string {
         "by e-mail address. Get a token for a valid address.",
     );
   }
-  return email.toLowerCase();
+  return canonicalEmail(email);
 }
 
 /** Shows a claim value in a message, control characters escaped. */

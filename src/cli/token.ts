@@ -2,7 +2,12 @@
 // gateway accepts when it runs with the same environment.
 import { parseArgs } from "node:util";
 
-import { describeInvisibleCharacter, isEmail, signToken } from "../auth";
+import {
+  canonicalEmail,
+  describeInvisibleCharacter,
+  isEmail,
+  signToken,
+} from "../auth";
 import { ConfigError, loadConfig, type Config } from "../config";
 
 export interface TextOutput {
@@ -165,7 +170,7 @@ function requireSecret(config: Config): string {
 }
 
 function describeAdmin(email: string, config: Config): string {
-  const listed = config.adminEmails.includes(email.toLowerCase());
+  const listed = config.adminEmails.includes(canonicalEmail(email));
   return (
     `Note: --admin adds no claim, because the gateway grants admin rights ` +
     `to the addresses in ADMIN_EMAILS, and ${email} is ` +

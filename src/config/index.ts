@@ -212,7 +212,10 @@ export function loadConfig(
     vhost,
     gatewayAccount: decodeURIComponent(new URL(amqpUrl).username || "guest"),
     jwt: readJwt(env, production),
-    adminEmails: readList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
+    // The same NFC and lower-case spelling as canonicalEmail in src/auth.
+    adminEmails: readList(env.ADMIN_EMAILS).map((e) =>
+      e.normalize("NFC").toLowerCase(),
+    ),
     reservedAccounts: readRegExp(
       env,
       "RESERVED_ACCOUNTS",

@@ -1,7 +1,12 @@
 // Accounts: RabbitMQ users with Pulse permissions, and their owners.
 import { randomBytes } from "node:crypto";
 
-import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
+import {
+  canonicalEmail,
+  describeInvisibleCharacter,
+  isEmail,
+  type Viewer,
+} from "../auth";
 import { BadInputError, ConflictError, NotFoundError, quote } from "../errors";
 import type { Prisma } from "../db";
 import {
@@ -540,7 +545,7 @@ async function lockOwners(
 }
 
 function normalizeOwner(raw: string): string {
-  const email = raw.trim().toLowerCase();
+  const email = canonicalEmail(raw.trim());
   if (!isEmail(email)) throw invalidOwner(raw, email);
   return email;
 }
@@ -553,7 +558,10 @@ function normalizeOwners(viewer: Viewer, owners: string[]): string[] {
       { owners: owners.length },
     );
   }
-  const all = [viewer.email, ...owners.map((email) => email.trim().toLowerCase())];
+  const all = [
+    viewer.email,
+    ...owners.map((email) => canonicalEmail(email.trim())),
+  ];
   for (const email of all) {
     if (!isEmail(email)) throw invalidOwner(email, email);
   }

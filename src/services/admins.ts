@@ -1,6 +1,11 @@
 // Admins and the names reserved by admins. An admin is a user listed in
 // ADMIN_EMAILS or a user whose row has isAdmin set by another admin.
-import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
+import {
+  canonicalEmail,
+  describeInvisibleCharacter,
+  isEmail,
+  type Viewer,
+} from "../auth";
 import {
   BadInputError,
   ConflictError,
@@ -35,7 +40,7 @@ export class AdminService {
     private readonly deps: ServiceDeps,
     adminEmails: readonly string[],
   ) {
-    this.settingAdmins = new Set(adminEmails.map((e) => e.toLowerCase()));
+    this.settingAdmins = new Set(adminEmails.map(canonicalEmail));
   }
 
   /** True when the user's row has the admin flag; ADMIN_EMAILS not read. */
@@ -233,7 +238,7 @@ export function requireAdmin(viewer: Viewer, action: string): void {
 }
 
 export function normalizeEmail(raw: string): string {
-  const email = raw.trim().toLowerCase();
+  const email = canonicalEmail(raw.trim());
   if (!isEmail(email)) {
     const reason =
       describeInvisibleCharacter(email) ??

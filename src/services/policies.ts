@@ -2,7 +2,12 @@
 // the recipients of the guardian's notices. Each size comes from the most
 // specific level that sets it: queue, then account, then the global
 // settings.
-import { describeInvisibleCharacter, isEmail, type Viewer } from "../auth";
+import {
+  canonicalEmail,
+  describeInvisibleCharacter,
+  isEmail,
+  type Viewer,
+} from "../auth";
 import { redactUrl, webhookUrlProblem } from "../config";
 import type { Database } from "../db";
 import {
@@ -348,7 +353,9 @@ function validateRecipients(input: RecipientsInput): {
   notifyEmails: string[];
   webhookUrls: string[];
 } {
-  const emails = [...new Set(input.emails.map((e) => e.trim().toLowerCase()))];
+  const emails = [
+    ...new Set(input.emails.map((e) => canonicalEmail(e.trim()))),
+  ];
   const webhookUrls = [...new Set(input.webhookUrls.map((u) => u.trim()))];
   if (emails.length > MAX_RECIPIENTS || webhookUrls.length > MAX_RECIPIENTS) {
     throw new BadInputError(
