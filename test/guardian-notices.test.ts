@@ -589,11 +589,68 @@ describe("queue limits", () => {
     expect(read.data?.account.queueLimits.overflow).toBe("DROP_HEAD");
   });
 
+  test("left-out limits keep their values", async () => {
+    const set = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { messageTtlMs: 0 } },
+      ownerToken,
+    );
+    expect(set.data?.setAccountQueueLimits).toEqual({
+      maxLength: 5,
+      overflow: "DROP_HEAD",
+      messageTtlMs: 0,
+      expiresMs: null,
+    });
+    const policy = await brokerAdmin().getPolicy(accountPolicyName(limited));
+    expect(policy.definition).toEqual({
+      "max-length": 5,
+      overflow: "drop-head",
+      "message-ttl": 0,
+    });
+  });
+
+  test("null maxLength clears overflow too", async () => {
+    const set = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { maxLength: null } },
+      ownerToken,
+    );
+    expect(set.data?.setAccountQueueLimits).toEqual({
+      maxLength: null,
+      overflow: null,
+      messageTtlMs: 0,
+      expiresMs: null,
+    });
+  });
+
+  test("expiresMs below a minute rejected", async () => {
+    const response = await gql(
+      gateway,
+      SET_LIMITS,
+      { a: limited, l: { expiresMs: 1 } },
+      ownerToken,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(response.errors?.[0].message).toContain("at least 60000");
+    const policy = await brokerAdmin().getPolicy(accountPolicyName(limited));
+    expect(policy.definition.expires).toBeUndefined();
+  });
+
   test("all null removes the policy", async () => {
     const cleared = await gql(
       gateway,
       SET_LIMITS,
-      { a: limited, l: {} },
+      {
+        a: limited,
+        l: {
+          maxLength: null,
+          overflow: null,
+          messageTtlMs: null,
+          expiresMs: null,
+        },
+      },
       ownerToken,
     );
     expect(cleared.errors).toBeUndefined();

@@ -131,7 +131,10 @@ export class QueueLimitsInput {
 
   @Field(() => Int, {
     nullable: true,
-    description: "RabbitMQ's expires: idle time before deletion, in ms.",
+    description:
+      "RabbitMQ's expires, in ms, at least 60000: RabbitMQ deletes every " +
+      "queue of the account, existing ones included, that stays unused " +
+      "this long.",
   })
   expiresMs?: number | null;
 }
@@ -189,19 +192,23 @@ export class PolicyResolver {
   @Mutation(() => QueueLimitsPayload, {
     description:
       "Applies limits to every queue/<account>/ queue through a RabbitMQ " +
-      "policy named pulse-account-<account>, or removes the policy when " +
-      "every limit is null.",
+      "policy named pulse-account-<account>. A limit left out keeps its " +
+      "current value and a null limit clears it; the policy is removed " +
+      "when every limit is null. Setting maxLength to null clears " +
+      "overflow too.",
   })
   setAccountQueueLimits(
     @Arg("account") account: string,
     @Arg("limits") limits: QueueLimitsInput,
     @Ctx() context: GraphQLContext,
   ): Promise<QueueLimits> {
+    // type-graphql leaves a field left out undefined and passes an
+    // explicit null as null.
     return context.services.queueLimits.set(requireViewer(context), account, {
-      maxLength: limits.maxLength ?? null,
-      overflow: limits.overflow ?? null,
-      messageTtlMs: limits.messageTtlMs ?? null,
-      expiresMs: limits.expiresMs ?? null,
+      maxLength: limits.maxLength,
+      overflow: limits.overflow,
+      messageTtlMs: limits.messageTtlMs,
+      expiresMs: limits.expiresMs,
     });
   }
 

@@ -29,7 +29,19 @@ export interface QueueLimits {
   expiresMs: number | null;
 }
 
+/** Changes to the limits: a field left out keeps its value, null clears it. */
+export type QueueLimitChanges = {
+  [field in keyof QueueLimits]?: QueueLimits[field];
+};
+
 const OVERFLOW_MODES: readonly OverflowMode[] = ["drop-head", "reject-publish"];
+
+/**
+ * Smallest `expires`: RabbitMQ deletes every queue of the account, existing
+ * ones included, that has been unused this long, so a few milliseconds
+ * would delete them all at once.
+ */
+export const MIN_EXPIRES_MS = 60_000;
 
 const POLICY_PREFIX = "pulse-account-";
 
@@ -79,17 +91,16 @@ export class QueueLimitService {
   constructor(private readonly deps: ServiceDeps) {}
 
   /**
-   * Applies the limits to every queue of the account through a RabbitMQ
-   * policy, or removes the policy when every limit is null. The broker's
-   * previous policy is restored when the database write fails.
+   * Changes the limits of every queue of the account through a RabbitMQ
+   * policy, or removes the policy when every limit ends up null. A limit
+   * left out of `changes` keeps its value. The broker's previous policy is
+   * restored when the database write fails.
    */
   async set(
     viewer: Viewer,
     account: string,
-    limits: QueueLimits,
+    changes: QueueLimitChanges,
   ): Promise<QueueLimits> {
-    validateLimits(account, limits);
-    limits = withBrokerDefaults(limits);
     const accountId = await authorizeAccount(this.deps, viewer, account);
     if (accountId === null) {
       throw new NotFoundError(
@@ -98,6 +109,10 @@ export class QueueLimitService {
         { account },
       );
     }
+    const limits = withBrokerDefaults(
+      mergeLimits(await this.get(account), changes),
+    );
+    validateLimits(account, limits);
     const name = accountPolicyName(account);
     const previous = await this.currentPolicy(name);
     await this.applyPolicy(account, limits);
@@ -178,6 +193,30 @@ export class QueueLimitService {
 }
 
 /**
+ * Applies the changes to the current limits. Clearing maxLength clears
+ * the overflow mode too unless the call sets one, since an overflow mode
+ * needs a maximum length.
+ */
+function mergeLimits(
+  current: QueueLimits,
+  changes: QueueLimitChanges,
+): QueueLimits {
+  const merged: QueueLimits = {
+    maxLength: changes.maxLength === undefined ? current.maxLength : changes.maxLength,
+    overflow: changes.overflow === undefined ? current.overflow : changes.overflow,
+    messageTtlMs:
+      changes.messageTtlMs === undefined
+        ? current.messageTtlMs
+        : changes.messageTtlMs,
+    expiresMs: changes.expiresMs === undefined ? current.expiresMs : changes.expiresMs,
+  };
+  if (changes.maxLength === null && changes.overflow === undefined) {
+    merged.overflow = null;
+  }
+  return merged;
+}
+
+/**
  * Fills in the overflow mode that the policy gives RabbitMQ when a
  * maximum length is set without one, so the API reports what the broker
  * applies.
@@ -204,13 +243,17 @@ function validateLimits(account: string, limits: QueueLimits): void {
   const checks: [keyof QueueLimits, number | null, number][] = [
     ["maxLength", limits.maxLength, 0],
     ["messageTtlMs", limits.messageTtlMs, 0],
-    ["expiresMs", limits.expiresMs, 1],
+    ["expiresMs", limits.expiresMs, MIN_EXPIRES_MS],
   ];
   for (const [field, value, min] of checks) {
     if (value !== null && (!Number.isInteger(value) || value < min)) {
       throw new BadInputError(
         `Invalid ${field} ${value} for account ${quote(account)}: use an ` +
-          `integer of at least ${min}, or null for no limit.`,
+          `integer of at least ${min}, or null for no limit.` +
+          (field === "expiresMs"
+            ? " RabbitMQ deletes every queue of the account, existing ones " +
+              "included, that stays unused this long."
+            : ""),
         { [field]: value },
       );
     }
