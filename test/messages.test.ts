@@ -487,3 +487,79 @@ describe("updateBinding", () => {
     expect(await brokerBindings(queue)).toEqual([`${exchange} a.#`]);
   });
 });
+
+describe("binding limit", () => {
+  const CREATE = `mutation ($input: BindingInput!) {
+    createBinding(input: $input) { routingKeyPattern }
+  }`;
+
+  /** A queue with `count` bindings to `exchange`, made over AMQP. */
+  async function fullQueue(name: string, count: number) {
+    const queue = await createQueue(name);
+    for (let i = 0; i < count; i += 1) {
+      await channel.bindQueue(queue, exchange, `k${i}.#`);
+    }
+    return queue;
+  }
+
+  test("createBinding refuses the 101st", async () => {
+    const queue = await fullQueue("full", 100);
+    const response = await gql(
+      gateway,
+      CREATE,
+      { input: { queue, exchange, routingKeyPattern: "one.more" } },
+      owner,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(response.errors?.[0].message).toContain("at most 100");
+    expect(await brokerBindings(queue)).toHaveLength(100);
+  });
+
+  test("concurrent createBinding stays within it", async () => {
+    const queue = await fullQueue("racing", 97);
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        gql(
+          gateway,
+          CREATE,
+          { input: { queue, exchange, routingKeyPattern: `race${i}` } },
+          owner,
+        ),
+      ),
+    );
+    const created = responses.filter((r) => r.errors === undefined).length;
+    const bindings = await brokerBindings(queue);
+    expect(bindings.length).toBeLessThanOrEqual(100);
+    expect(bindings).toHaveLength(97 + created);
+  });
+
+  test("updateBinding refuses a queue over it", async () => {
+    const queue = await fullQueue("overfull", 101);
+    const response = await gql(
+      gateway,
+      UPDATE,
+      {
+        input: { queue, exchange, routingKeyPattern: "k0.#" },
+        to: { exchange, routingKeyPattern: "moved.#" },
+      },
+      owner,
+    );
+    expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+    expect(await brokerBindings(queue)).toContain(`${exchange} k0.#`);
+  });
+
+  test("updateBinding moves one at the limit", async () => {
+    const queue = await fullQueue("at-limit", 100);
+    const response = await gql(
+      gateway,
+      UPDATE,
+      {
+        input: { queue, exchange, routingKeyPattern: "k0.#" },
+        to: { exchange, routingKeyPattern: "moved.#" },
+      },
+      owner,
+    );
+    expect(response.errors).toBeUndefined();
+    expect(await brokerBindings(queue)).toHaveLength(100);
+  });
+});

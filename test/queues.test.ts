@@ -71,6 +71,7 @@ test("existing queue conflicts", async () => {
   await createQueue("again");
   const response = await createQueue("again");
   expect(errorCodes(response)).toEqual(["CONFLICT"]);
+  expect(response.errors?.[0].message).toContain("pick another name");
 });
 
 test.each([

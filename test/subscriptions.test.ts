@@ -470,6 +470,21 @@ describe("queueStats", () => {
     expect(error.message).toContain(other);
   });
 
+  test("name of another's account forbidden", async () => {
+    const client = wsClient(gateway, owner);
+    cleanup.add(() => client.dispose());
+    const other = `queue/${uniqueName("other")}/q`;
+    const feed = new Collected(
+      client,
+      `subscription ($a: String, $names: [String!]) {
+        queueStats(account: $a, names: $names) { name }
+      }`,
+      { a: account, names: [queue, other] },
+    );
+    await feed.until(() => feed.errors.length > 0);
+    expect(feed.errors[0]).toMatchObject({ extensions: { code: "FORBIDDEN" } });
+  });
+
   test("removed owner's guardianEvents ends", async () => {
     const formerEmail = uniqueEmail("former-watcher");
     const added = await gql(

@@ -21,7 +21,9 @@ export class StatsResolver {
       "Statistics of the selected queues (by name, by account, or every " +
       "queue of the caller's accounts), sent at once and after each poll " +
       "of the broker. Fails with NOT_FOUND when a named queue does not " +
-      "exist, and with BAD_USER_INPUT when a name is outside `account`. " +
+      "exist, with FORBIDDEN when a name is in an account the caller " +
+      "does not own, and with BAD_USER_INPUT when a name of an account " +
+      "the caller owns is outside `account`. " +
       "A queue deleted later is left out of later results.",
     subscribe: ({ args, context }) =>
       subscribeQueueStats(args as QueueStatsArgs, context as GraphQLContext),

@@ -37,8 +37,21 @@ export interface BindingTarget {
   routingKeyPattern: string;
 }
 
-/** Bindings one replaceBindings call may set on a queue. */
+/**
+ * Bindings a queue may have: replaceBindings sets at most this many, and
+ * createBinding and updateBinding refuse to go beyond it.
+ */
 export const MAX_BINDINGS_PER_QUEUE = 100;
+
+function tooManyBindings(queue: string, count: number): BadInputError {
+  return new BadInputError(
+    `Queue "${queue}" already has ${count} bindings, and a queue may have ` +
+      `at most ${MAX_BINDINGS_PER_QUEUE}; delete one with deleteBinding, or ` +
+      `use "#" or "*" in patterns to match more routing keys with fewer ` +
+      `bindings.`,
+    { queue, bindings: count, maxBindingsPerQueue: MAX_BINDINGS_PER_QUEUE },
+  );
+}
 
 export class BindingService {
   constructor(
@@ -59,14 +72,18 @@ export class BindingService {
     const account = await this.authorize(viewer, input);
     const info = await this.queues.fetchQueue(queue);
     await this.requireExchange(exchange);
-    const existed = containsTarget(
-      toBindingRecords(await this.deps.management.listQueueBindings(queue)),
-      target,
+    const before = toBindingRecords(
+      await this.deps.management.listQueueBindings(queue),
     );
+    const existed = containsTarget(before, target);
+    if (!existed && before.length >= MAX_BINDINGS_PER_QUEUE) {
+      throw tooManyBindings(queue, before.length);
+    }
 
     try {
       // A failed response does not prove that the broker bound nothing.
       await this.deps.management.bindQueue(exchange, queue, routingKeyPattern);
+      if (!existed) await this.checkBindingCount(queue, 0);
       await this.recordBindings(account, queue, info.durable, [target]);
     } catch (error) {
       if (!existed) {
@@ -144,11 +161,18 @@ export class BindingService {
         { queue, ...target },
       );
     }
+    // The move keeps the count, so only a queue already over the limit
+    // (through bindings made over AMQP) is refused.
+    if (current.length > MAX_BINDINGS_PER_QUEUE) {
+      throw tooManyBindings(queue, current.length);
+    }
     await this.requireExchange(target.exchange);
 
-    await this.addAll(queue, [target], () =>
-      this.recordBindings(account, queue, info.durable, [target]),
-    );
+    // The old binding is still there while the new one is checked.
+    await this.addAll(queue, [target], async () => {
+      await this.checkBindingCount(queue, 1);
+      await this.recordBindings(account, queue, info.durable, [target]);
+    });
     try {
       await this.removeOne(queue, old);
     } catch (error) {
@@ -213,6 +237,24 @@ export class BindingService {
     );
     const bindings = await this.deps.management.listQueueBindings(queue);
     return toBindingRecords(bindings);
+  }
+
+  /**
+   * Throws when the queue has more than MAX_BINDINGS_PER_QUEUE bindings
+   * plus `leaving`, the bindings about to be removed. Called after a bind,
+   * so of several calls that bind at once, the last one to bind sees every
+   * other's binding: the count can pass the limit only until the callers
+   * that find it too high remove their bindings again.
+   */
+  private async checkBindingCount(
+    queue: string,
+    leaving: number,
+  ): Promise<void> {
+    const bindings = toBindingRecords(
+      await this.deps.management.listQueueBindings(queue),
+    );
+    const count = bindings.length - leaving;
+    if (count > MAX_BINDINGS_PER_QUEUE) throw tooManyBindings(queue, count - 1);
   }
 
   /**

@@ -183,9 +183,11 @@ export class QueueService {
     const name = buildQueueName(input.account, input.name);
     const durable = input.durable ?? true;
     if (await this.exists(name)) {
-      throw new ConflictError(`Queue "${name}" already exists.`, {
-        queue: name,
-      });
+      throw new ConflictError(
+        `Queue "${name}" already exists; pick another name, or use the ` +
+          `existing queue (queue(name: "${name}") shows it).`,
+        { queue: name },
+      );
     }
     // The account row stays locked until the queue's row is in, and
     // deleteAccount locks it FOR UPDATE before it lists the account's
