@@ -9,6 +9,7 @@ import {
   Cleanup,
   declareTestExchange,
   Collected,
+  createTestAccount,
   errorCodes,
   eventually,
   gql,
@@ -471,9 +472,12 @@ describe("queueStats", () => {
   });
 
   test("name of another's account forbidden", async () => {
+    const foreign = uniqueName("foreign");
+    const stranger = await tokenFor(uniqueEmail("stranger"));
+    await createTestAccount(gateway, cleanup, foreign, stranger);
     const client = wsClient(gateway, owner);
     cleanup.add(() => client.dispose());
-    const other = `queue/${uniqueName("other")}/q`;
+    const other = `queue/${foreign}/q`;
     const feed = new Collected(
       client,
       `subscription ($a: String, $names: [String!]) {
