@@ -170,6 +170,26 @@ test("admins are exempt from account quota", async () => {
   }
 });
 
+test("admin may give an owner more", async () => {
+  const email = uniqueEmail("given");
+  const names = Array.from({ length: MAX_ACCOUNTS + 1 }, () =>
+    uniqueName("given.acct"),
+  );
+  for (const name of names) {
+    await createTestAccount(gateway, cleanup, name, admin);
+    const added = await gql(
+      gateway,
+      `mutation ($u: String!, $e: String!) {
+        addAccountOwner(username: $u, email: $e) { owners }
+      }`,
+      { u: name, e: email },
+      admin,
+    );
+    expect(added.errors).toBeUndefined();
+  }
+  expect(await ownedAccounts(email)).toBe(MAX_ACCOUNTS + 1);
+});
+
 test("concurrent queue creations cannot overshoot", async () => {
   const token = await tokenFor(uniqueEmail("queues"));
   const account = uniqueName("queue.quota");
