@@ -423,6 +423,24 @@ describe("rate limit", () => {
     expect(fourth.status).toBe(429);
   });
 
+  test("mutation-field 429 sends Retry-After", async () => {
+    const token = await freshToken();
+    await gql(gateway, threeOwnerRemovals(), {}, token);
+
+    const response = await fetch(gateway.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: threeOwnerRemovals() }),
+    });
+
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+    const body = (await response.json()) as {
+      errors: { extensions: Record<string, unknown> }[];
+    };
+    expect(body.errors[0].extensions.http).toBeUndefined();
+  });
+
   test("mutation fields cost tokens over graphql-ws", async () => {
     const token = await freshToken();
     const client = wsClient(gateway, token);
