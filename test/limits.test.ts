@@ -95,6 +95,28 @@ describe("document limits over HTTP", () => {
     expect(response.errors?.[0].message).toContain("MAX_FIELDS");
   });
 
+  test.each([
+    ["__typename", "__typename"],
+    ["viewer { email }", "viewer { email }"],
+  ])("1000 × %s names MAX_FIELDS", async (_name, field) => {
+    // Documents this size pass the body limit and the cost limit by
+    // default, so graphql-js's own limits are what the field check meets.
+    const roomy = await startGateway({
+      limits: { ...testConfig().limits, maxCost: 100_000 },
+    });
+    cleanup.add(() => roomy.stop());
+
+    const response = await gql(
+      roomy,
+      `{ ${Array(1000).fill(field).join(" ")} }`,
+      {},
+      await freshToken(),
+    );
+
+    expect(errorCodes(response)[0]).toBe("GRAPHQL_VALIDATION_FAILED");
+    expect(response.errors?.[0].message).toContain("MAX_FIELDS");
+  });
+
   test("depth at the limit accepted", async () => {
     const response = await gql(
       gateway,
@@ -421,6 +443,24 @@ describe("rate limit", () => {
     expect(third.status).toBe(200);
     const fourth = await gql(gateway, "{ viewer { email } }", {}, token);
     expect(fourth.status).toBe(429);
+  });
+
+  test("mutation-field 429 sends Retry-After", async () => {
+    const token = await freshToken();
+    await gql(gateway, threeOwnerRemovals(), {}, token);
+
+    const response = await fetch(gateway.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: threeOwnerRemovals() }),
+    });
+
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+    const body = (await response.json()) as {
+      errors: { extensions: Record<string, unknown> }[];
+    };
+    expect(body.errors[0].extensions.http).toBeUndefined();
   });
 
   test("mutation fields cost tokens over graphql-ws", async () => {

@@ -224,12 +224,40 @@ describe("purge", () => {
       messagesPurged: 3,
       queue: {
         name: queue,
-        messages: 0,
+        messages: null,
         messagesReady: 0,
         messagesUnacknowledged: 0,
       },
     });
     expect(await readyCount(queue)).toBe(0);
+  });
+
+  test("purge with unacked messages reports no sum", async () => {
+    const queue = await createQueue("held");
+    await fill(queue, Array.from({ length: 10 }, () => "{}"));
+    const consumer = await gateway.amqp.createChannel();
+    cleanup.add(() => consumer.close().catch(() => undefined));
+    await consumer.prefetch(3);
+    let held = 0;
+    await consumer.consume(queue, () => void (held += 1), { noAck: false });
+    await eventually(async () => (held === 3 ? true : undefined));
+
+    const response = await gql(
+      gateway,
+      `mutation ($q: String!) {
+        purgeQueue(name: $q) {
+          messagesPurged queue { messages messagesReady consumers }
+        }
+      }`,
+      { q: queue },
+      owner,
+    );
+
+    expect(response.errors).toBeUndefined();
+    expect(response.data?.purgeQueue).toEqual({
+      messagesPurged: 7,
+      queue: { messages: null, messagesReady: 0, consumers: 1 },
+    });
   });
 
   test("purge of empty queue reports zero", async () => {

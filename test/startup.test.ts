@@ -58,6 +58,17 @@ test("readyz names each failing dependency", async () => {
   expect(body.checks.amqp.ok).toBe(false);
 });
 
+test("readyz gives the database fix", async () => {
+  const response = await fetch(`${baseUrl()}/readyz`);
+  const body = (await response.json()) as {
+    checks: Record<string, { error?: string }>;
+  };
+  const error = body.checks.database.error!;
+  expect(error).toContain(`PostgreSQL is not reachable at 127.0.0.1:${CLOSED_PORT}`);
+  expect(error).toContain("pg_ctlcluster");
+  expect(error).not.toContain("prisma");
+});
+
 test("missing database logged with fix", async () => {
   const message = await logged(/PostgreSQL is not reachable/);
   expect(message).toContain(`127.0.0.1:${CLOSED_PORT}`);

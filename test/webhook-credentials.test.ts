@@ -1,6 +1,6 @@
 // Webhook URLs with a user and password: shown and audited with the
 // password replaced by "***", stored and sent with it in full.
-import { redactUrlPasswords } from "../src/config";
+import { redactUrl, redactUrlPasswords } from "../src/config";
 import { Notifier } from "../src/guardian";
 import { buildNotice } from "../src/guardian/notices";
 import type { Gateway } from "../src/server";
@@ -127,6 +127,45 @@ test("invalid URL error hides the password", async () => {
   expect(JSON.stringify(audit.data)).not.toContain(PASSWORD);
 });
 
+test.each([
+  ["http:u:PW@127.0.0.1:9/x"],
+  ["https:\\\\u:PW@127.0.0.1/x"],
+  ["http:/u:PW@127.0.0.1/x"],
+  [" http://u:PW@127.0.0.1/x"],
+  ["http://u:PW@127.0.0.1/x "],
+  ["HTTP://u:PW@127.0.0.1/x"],
+])("webhook URL %j rejected, password hidden", async (url) => {
+  const response = await setRecipients([url.replace("PW", PASSWORD)]);
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain("http://");
+  expect(response.errors![0].message).not.toContain(PASSWORD);
+  const audit = await gql(gateway, AUDIT, { a: account }, ownerToken);
+  expect(JSON.stringify(audit.data)).not.toContain(PASSWORD);
+});
+
+test("out-of-range port names the port", async () => {
+  const url = `https://u:${PASSWORD}@127.0.0.1:99999/x`;
+
+  const response = await setRecipients([url]);
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain("the port (1 to 65535)");
+  expect(response.errors![0].message).toContain("u:***@127.0.0.1:99999");
+  expect(response.errors![0].message).not.toContain(PASSWORD);
+});
+
+test("changed redacted URL asks for password", async () => {
+  await setRecipients([withPassword]);
+  const changed = `${redacted}-other`;
+
+  const response = await setRecipients([changed]);
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain("give the password again");
+  expect(await storedUrls()).toEqual([withPassword]);
+});
+
 test("delivery sends the credentials", async () => {
   await setRecipients([withPassword]);
   const notifier = new Notifier(
@@ -169,6 +208,16 @@ test.each([
   ["failed: http://u:p@h:80/a?b=c:d@e", "failed: http://u:***@h:80/a?b=c:d@e"],
   ["https://user@host/x", "https://user@host/x"],
   ["no URL here: a:b@c", "no URL here: a:b@c"],
+  ["failed: http:u:p@h/x", "failed: http:u:***@h/x"],
+  ["https:\\\\u:p@h/x", "https:\\\\u:***@h/x"],
 ])("redactUrlPasswords(%j)", (text, expected) => {
   expect(redactUrlPasswords(text)).toBe(expected);
+});
+
+test.each([
+  ["http:u:p@h/x", "http://u:***@h/x"],
+  ["https://u:p@h:99999/x", "https://u:***@h:99999/x"],
+  ["queue/a/b", "queue/a/b"],
+])("redactUrl(%j)", (text, expected) => {
+  expect(redactUrl(text)).toBe(expected);
 });

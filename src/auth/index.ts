@@ -215,9 +215,22 @@ function readEmail(payload: JWTPayload): string {
         `address of at most ${MAX_EMAIL_LENGTH} characters without spaces ` +
         "or invisible characters, because the gateway identifies callers " +
         "by e-mail address. Get a token for a valid address.",
+      {},
+      briefEmailProblem(email),
     );
   }
   return canonicalEmail(email);
+}
+
+/** The fact of an invalid `email` claim and the fix, for a close reason. */
+function briefEmailProblem(email: unknown): string {
+  const invisible =
+    typeof email === "string" ? INVISIBLE_CHARACTER.exec(email) : null;
+  const code = invisible?.[0].codePointAt(0)!.toString(16).toUpperCase();
+  const fact = code
+    ? `it contains U+${code.padStart(4, "0")}, an invisible character`
+    : "it is not an e-mail address";
+  return `Token claim "email" is invalid: ${fact}. Get a token for a valid address.`;
 }
 
 /** Shows a claim value in a message, control characters escaped. */

@@ -520,19 +520,35 @@ function readList(raw: string | undefined): string[] {
     .filter((item) => item.length > 0);
 }
 
-/** Returns the URL with its password replaced, for logs and messages. */
+/**
+ * Returns a URL, or any text that may hold one, with every password
+ * replaced by "***", for logs, messages, the audit log and the API. A
+ * string that parses as a URL is redacted by the WHATWG parser, so it
+ * reads the user and password exactly as a sender would; whatever does
+ * not parse is searched for anything shaped like `user:password@`.
+ */
 export function redactUrl(raw: string): string {
-  const url = new URL(raw);
-  if (url.password) url.password = "***";
-  return url.toString();
+  const url = URL.canParse(raw) ? new URL(raw) : null;
+  if (url?.password) {
+    url.password = "***";
+    return url.toString();
+  }
+  return redactUrlPasswords(raw);
 }
 
 /** Maximum length of a webhook URL, in characters. */
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
 
+/** The password a redacted URL shows in place of the real one. */
+export const REDACTED_PASSWORD = "***";
+
 /**
  * Checks a webhook URL and returns what is wrong with it, or null. The
- * description shows the URL with its password replaced.
+ * description shows the URL with its password replaced. The URL must
+ * start with "http://" or "https://" exactly as given: WHATWG parsers
+ * also accept forms such as "http:user:password@host", read a password
+ * from them and trim spaces, which would let a password pass every
+ * check that looks for "scheme://user:password@".
  */
 export function webhookUrlProblem(url: string): string | null {
   if (url.length > MAX_WEBHOOK_URL_LENGTH) {
@@ -541,28 +557,41 @@ export function webhookUrlProblem(url: string): string | null {
       `${MAX_WEBHOOK_URL_LENGTH}. Use a shorter URL.`
     );
   }
-  let parsed: URL | null = null;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = null;
+  const shown = JSON.stringify(redactUrl(url).slice(0, 200));
+  if (!/^https?:\/\//.test(url)) {
+    return (
+      `Webhook URL ${shown} does not start with "http://" or "https://"; ` +
+      `write it in that form, in lower case and with no leading spaces.`
+    );
   }
-  if (!parsed || !["http:", "https:"].includes(parsed.protocol)) {
-    const redacted = JSON.stringify(redactUrlPasswords(url).slice(0, 200));
-    return `Invalid webhook URL ${redacted}; use an http:// or https:// URL.`;
+  if (/[\s\u0000-\u001f\u007f]/.test(url)) {
+    return (
+      `Webhook URL ${shown} contains a space or control character; ` +
+      `remove it, or percent-encode it (a space is %20).`
+    );
+  }
+  if (!URL.canParse(url)) {
+    return (
+      `Webhook URL ${shown} is not a valid URL; check the host name and ` +
+      `the port (1 to 65535), and percent-encode any "@", ":" or "/" in ` +
+      `the user or password.`
+    );
   }
   return null;
 }
 
 /**
- * Matches the password of every `scheme://user:password@` in a text. The
- * password runs to the last "@" before the path, as URL parsers read it.
+ * Matches the password of every `scheme:user:password@` in a text, with
+ * or without slashes after the scheme. The password runs to the last "@"
+ * before the path, as URL parsers read it.
  */
-const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/?#:@]*:)[^\s/?#]*@/gi;
+const URL_PASSWORD =
+  /(\b[a-z][a-z0-9+.-]*:[/\\]*[^\s/\\?#:@]*:)[^\s/\\?#]*@/gi;
 
 /**
- * Replaces the password of every URL in a text with "***". Unlike
- * redactUrl, it takes any text, such as an error message or an invalid URL.
+ * Replaces the password of every URL in a text with "***". It takes any
+ * text, such as an error message or an invalid URL; use redactUrl for a
+ * single URL.
  */
 export function redactUrlPasswords(text: string): string {
   return text.replace(URL_PASSWORD, "$1***@");

@@ -11,7 +11,7 @@ export {
   describeDatabase,
   ensureDatabase,
 } from "./database";
-export { isDatabaseUnavailable } from "./unavailable";
+export { isDatabaseUnavailable, socketErrorCode } from "./unavailable";
 export { PrismaClient, Prisma } from "./generated/client";
 export type {
   Account,

@@ -72,6 +72,22 @@ function describesUnavailable(failure: FailureShape): boolean {
   );
 }
 
+/**
+ * Returns the first socket error code (such as ECONNREFUSED) in the error
+ * or an error it wraps, or null.
+ */
+export function socketErrorCode(error: unknown): string | null {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current && typeof current === "object" && !seen.has(current)) {
+    seen.add(current);
+    const code = (current as FailureShape).code;
+    if (typeof code === "string" && SOCKET_CODES.has(code)) return code;
+    current = nextInChain(current as FailureShape);
+  }
+  return null;
+}
+
 /** Returns the adapter's error inside Prisma's, or else the cause. */
 function nextInChain(failure: FailureShape): unknown {
   return failure.meta?.driverAdapterError ?? failure.cause;

@@ -28,15 +28,22 @@ export class GatewayError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetails = {},
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; brief?: string },
   ) {
     super(message, options);
+    this.brief = options?.brief;
   }
+
+  /**
+   * The fact and the fix in few words, for where the message does not
+   * fit, such as a WebSocket close reason (123 bytes).
+   */
+  readonly brief?: string;
 }
 
 export class UnauthenticatedError extends GatewayError {
-  constructor(message: string, details?: ErrorDetails) {
-    super(ErrorCode.UNAUTHENTICATED, message, details);
+  constructor(message: string, details?: ErrorDetails, brief?: string) {
+    super(ErrorCode.UNAUTHENTICATED, message, details, { brief });
   }
 }
 

@@ -250,6 +250,8 @@ export class Guardian {
     const row =
       state.rowByName.get(name) ??
       (await this.adopt(name, account, info.durable, info.messages));
+    // A client deleted the queue since the snapshot; nothing to check.
+    if (row === null) return;
     const bindings = await this.reconciler.syncBindings(row, snapshot);
     // A queue whose statistics are missing is skipped, not read as empty.
     if (info.messages === undefined) return;
@@ -270,18 +272,23 @@ export class Guardian {
     accountName: string,
     durable: boolean,
     size: number | undefined,
-  ): Promise<QueueRow> {
+  ): Promise<QueueRow | null> {
     const { db } = this.options;
     const account = await db.account.findUnique({
       where: { username: accountName },
       select: { id: true },
     });
-    const row = await db.queue.upsert({
+    // createMany with skipDuplicates says whether this pass made the row;
+    // a createQueue that committed since the pass began has made it.
+    const { count } = await db.queue.createMany({
+      data: [{ name, accountName, accountId: account?.id, durable }],
+      skipDuplicates: true,
+    });
+    const row = await db.queue.findUnique({
       where: { name },
-      create: { name, accountName, accountId: account?.id, durable },
-      update: {},
       include: { bindings: true },
     });
+    if (count === 0 || row === null) return row;
     await this.dispatcher.emit(
       {
         queue: name,

@@ -8,7 +8,7 @@ import {
   type GraphQLSchema,
 } from "graphql";
 
-import { redactUrlPasswords } from "../config";
+import { redactUrl, redactUrlPasswords } from "../config";
 import { isDatabaseUnavailable } from "../db";
 import { ErrorCode } from "../errors";
 import { queueAccount } from "../services/pulse-names";
@@ -163,7 +163,7 @@ function collectStrings(value: unknown, key = ""): [string, string][] {
  * and the password of every URL in a string replaced with "***".
  */
 export function redactSecrets(value: unknown): unknown {
-  if (typeof value === "string") return redactUrlPasswords(value);
+  if (typeof value === "string") return redactUrl(value);
   if (Array.isArray(value)) return value.map(redactSecrets);
   if (value instanceof Date) return value.toISOString();
   if (value && typeof value === "object") {

@@ -10,6 +10,7 @@ import {
 } from "../errors";
 import { RateLimitedLog, type Logger } from "../logger";
 import { ManagementApiError } from "../rabbitmq/management";
+import { MAX_NAME_BYTES } from "../services/pulse-names";
 
 /**
  * Gives every error an `extensions.code` from ErrorCode. Gateway errors
@@ -45,6 +46,9 @@ export function createErrorFormatter(logger: Logger, production: boolean) {
         },
       };
     }
+    if (original instanceof ManagementApiError && original.status === 414) {
+      return uriTooLong(formatted, original);
+    }
     if (original instanceof ManagementApiError) {
       logger.error(
         { err: original, path: formatted.path },
@@ -67,6 +71,28 @@ export function createErrorFormatter(logger: Logger, production: boolean) {
       message: production ? "Internal server error." : formatted.message,
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
     };
+  };
+}
+
+/**
+ * The management API answers 414 when a name in the request path is too
+ * long. That is the caller's input, not a fault, so it is neither logged
+ * nor shown with the API's path, which would echo the whole name.
+ */
+function uriTooLong(
+  formatted: GraphQLFormattedError,
+  error: ManagementApiError,
+): GraphQLFormattedError {
+  return {
+    ...formatted,
+    message:
+      "A name in the request is too long for RabbitMQ: queue and exchange " +
+      `names are at most ${MAX_NAME_BYTES} bytes of UTF-8; shorten it.`,
+    extensions: {
+      ...formatted.extensions,
+      code: ErrorCode.BAD_USER_INPUT,
+      brokerStatus: error.status,
+    },
   };
 }
 

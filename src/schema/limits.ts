@@ -4,6 +4,7 @@
 // GRAPHQL_VALIDATION_FAILED, as any invalid document. Each message names the
 // limit and the setting that changes it.
 import {
+  BREAK,
   getNamedType,
   getNullableType,
   GraphQLError,
@@ -13,6 +14,7 @@ import {
   isObjectType,
   Kind,
   type ASTNode,
+  type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLCompositeType,
@@ -21,6 +23,7 @@ import {
   type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
+  visit,
 } from "graphql";
 
 import type { LimitsConfig } from "../config";
@@ -48,32 +51,47 @@ export function requestLimitRules(limits: RequestLimits): ValidationRule[] {
 }
 
 /**
- * Rejects a document with more than `limit` field selections.
+ * Rejects a document with more than `limit` field selections. It counts
+ * them all when validation enters the document, before any other rule
+ * sees a selection set: graphql-js's rule for overlapping fields gives up
+ * on a large selection set with a bare "Validation aborted.", which would
+ * otherwise be the only error of a document over this limit.
  * NOTE: a fragment's fields count once however often it is spread, so a
  * document of many spreads can still cost more than this limit; the cost
  * rule counts every spread.
  */
 export function maxFieldsRule(limit = MAX_FIELDS_PER_REQUEST): ValidationRule {
-  return (context) => {
-    let fields = 0;
-    return {
-      Field(node) {
-        fields += 1;
-        if (fields === limit + 1) {
-          context.reportError(
-            limitError(
-              `The request selects more than ${limit} fields (aliases ` +
-                `included), the limit set by MAX_FIELDS; split it into ` +
-                `smaller requests.`,
-              node,
-              limit,
-              "MAX_FIELDS",
-            ),
-          );
-        }
-      },
-    };
-  };
+  return (context) => ({
+    Document(document) {
+      const over = nthField(document, limit + 1);
+      if (!over) return;
+      context.reportError(
+        limitError(
+          `The request selects more than ${limit} fields (aliases ` +
+            `included), the limit set by MAX_FIELDS; split it into ` +
+            `smaller requests.`,
+          over,
+          limit,
+          "MAX_FIELDS",
+        ),
+      );
+    },
+  });
+}
+
+/** Returns the n-th field node of a document, or null when it has fewer. */
+function nthField(document: DocumentNode, n: number): FieldNode | null {
+  let seen = 0;
+  let found: FieldNode | null = null;
+  visit(document, {
+    Field(node) {
+      seen += 1;
+      if (seen < n) return undefined;
+      found = node;
+      return BREAK;
+    },
+  });
+  return found;
 }
 
 /** Rejects a document with more than `limit` aliased fields. */

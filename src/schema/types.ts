@@ -173,8 +173,12 @@ export class PurgeQueuePayload {
 
   @Field(() => Queue, {
     description:
-      "The queue after the purge, with ready messages and consumers " +
-      "counted now rather than taken from the lagging statistics.",
+      "The queue after the purge. `messagesReady` and `consumers` are " +
+      "read over AMQP just after the purge. `messagesUnacknowledged` comes " +
+      "from the management API's statistics, which lag by up to their " +
+      "collection interval (5 seconds by default), so it may be stale. " +
+      "`messages` is null, because it would add that stale count to a " +
+      "current one; read `queue(name)` a few seconds later for all counts.",
   })
   queue!: Queue;
 }

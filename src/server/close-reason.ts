@@ -4,12 +4,20 @@
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
- * Returns `message` when it fits a close frame. Otherwise returns the start
- * of `message`, cut at a code point and marked with "...", followed by
- * `action` in full, so the client still learns what to do.
+ * Returns `message` when it fits a close frame, else `brief` (the fact and
+ * the fix in few words) when given and it fits. Otherwise returns the
+ * start of `message`, cut at a code point and marked with "...", followed
+ * by `action` in full, so the client still learns what to do.
  */
-export function closeReason(message: string, action: string): string {
+export function closeReason(
+  message: string,
+  action: string,
+  brief?: string,
+): string {
   if (Buffer.byteLength(message) <= MAX_CLOSE_REASON_BYTES) return message;
+  if (brief && Buffer.byteLength(brief) <= MAX_CLOSE_REASON_BYTES) {
+    return brief;
+  }
   const suffix = `... ${action}`;
   const room = MAX_CLOSE_REASON_BYTES - Buffer.byteLength(suffix);
   let cut = "";

@@ -2,9 +2,46 @@
 // dependency, the address tried and how to start it.
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { applyMigrations, describeDatabase, ensureDatabase } from "../db";
+import {
+  applyMigrations,
+  describeDatabase,
+  ensureDatabase,
+  isDatabaseUnavailable,
+  socketErrorCode,
+} from "../db";
 import { RateLimitedLog, type Logger } from "../logger";
 import { ManagementApiError, type ManagementClient } from "../rabbitmq";
+
+/**
+ * Explains why a running gateway cannot query PostgreSQL, for /readyz: the
+ * same words as the start-up log when the server is unreachable, and the
+ * failure otherwise, never Prisma's invocation text.
+ */
+export function describeDatabaseProbeError(
+  databaseUrl: string,
+  error: unknown,
+): string {
+  const { address } = describeDatabase(databaseUrl);
+  if (!isDatabaseUnavailable(error)) {
+    // Prisma's message opens with the invocation; its last line is the fact.
+    const lines = String((error as Error).message).split("\n");
+    const fact = lines.filter((line) => line.trim()).pop() ?? "no message";
+    return (
+      `PostgreSQL at ${address} did not answer "SELECT 1": ${fact.trim()}; ` +
+      `check that it runs and that DATABASE_URL points at it.`
+    );
+  }
+  const code = socketErrorCode(error);
+  return (
+    `PostgreSQL is not reachable at ${address}` +
+    (code ? ` (${code})` : "") +
+    `; ${START_POSTGRES}`
+  );
+}
+
+const START_POSTGRES =
+  "start it (`pg_ctlcluster <version> main start`, or " +
+  "`docker compose up postgres`) or set DATABASE_URL.";
 
 /** Explains a PostgreSQL failure with the address and a next step. */
 export function describeDatabaseError(
@@ -15,11 +52,7 @@ export function describeDatabaseError(
   const code = (error as { code?: string }).code;
   const message = (error as Error).message;
   if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ETIMEDOUT") {
-    return (
-      `PostgreSQL is not reachable at ${address} (${code}); start it ` +
-      `(\`pg_ctlcluster <version> main start\`, or ` +
-      `\`docker compose up postgres\`) or set DATABASE_URL.`
-    );
+    return `PostgreSQL is not reachable at ${address} (${code}); ${START_POSTGRES}`;
   }
   if (code === "28P01" || code === "28000") {
     return (

@@ -1,4 +1,5 @@
 // /readyz and /metrics: what the gateway reaches and what it holds.
+import { describeDatabaseProbeError } from "./dependencies";
 import type { Gateway } from "./gateway";
 import { renderMetrics, type MetricSample } from "./metrics";
 
@@ -14,7 +15,11 @@ export async function checkReadiness(
   gateway: Gateway,
 ): Promise<ReadinessReport> {
   const [database, management] = await Promise.all([
-    runCheck(() => gateway.db.$queryRaw`SELECT 1`),
+    runCheck(
+      () => gateway.db.$queryRaw`SELECT 1`,
+      (error) =>
+        describeDatabaseProbeError(gateway.config.databaseUrl, error),
+    ),
     runCheck(() =>
       gateway.management.checkVhost(gateway.config.gatewayAccount),
     ),
@@ -39,6 +44,7 @@ export async function checkReadiness(
 
 async function runCheck(
   probe: () => Promise<unknown>,
+  describe: (error: unknown) => string = (error) => (error as Error).message,
 ): Promise<{ ok: boolean; error?: string }> {
   try {
     await Promise.race([
@@ -52,7 +58,7 @@ async function runCheck(
     ]);
     return { ok: true };
   } catch (error) {
-    return { ok: false, error: (error as Error).message };
+    return { ok: false, error: describe(error) };
   }
 }
 

@@ -81,6 +81,10 @@ export function takeMutationTokens(
       "rate limit reached by the fields of a mutation",
     );
   }
+  const retryAfterSeconds = Math.ceil(decision.retryAfterMs / 1000);
+  // Apollo Server sets the headers of extensions.http on the response, so
+  // this 429 carries Retry-After like the one the HTTP rate limit sends.
+  const headers = new Map([["retry-after", String(retryAfterSeconds)]]);
   return new GraphQLError(
     `${rateLimitMessage(rateLimiter, decision.retryAfterMs)} Each ` +
       `top-level field of a mutation, aliases included, counts as one ` +
@@ -88,8 +92,8 @@ export function takeMutationTokens(
     {
       extensions: {
         code: ErrorCode.RATE_LIMITED,
-        retryAfterSeconds: Math.ceil(decision.retryAfterMs / 1000),
-        http: { status: 429 },
+        retryAfterSeconds,
+        http: { status: 429, headers },
       },
     },
   );

@@ -158,7 +158,11 @@ export function startWebSocketServer(options: WebSocketOptions) {
           return true;
         } catch (error) {
           const reason = authorization
-            ? closeReason((error as Error).message, TOKEN_ACTION)
+            ? closeReason(
+                (error as Error).message,
+                TOKEN_ACTION,
+                (error as { brief?: string }).brief,
+              )
             : MISSING_TOKEN_CLOSE_REASON;
           logger.info({ reason }, "websocket rejected");
           // Closing here, before graphql-ws closes with a bare "Forbidden",

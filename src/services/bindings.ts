@@ -18,7 +18,11 @@ import {
   type AmqpQueueClient,
   type ServiceDeps,
 } from "./context";
-import { requireQueueAccount, validateExchangeName } from "./pulse-names";
+import {
+  checkNameLength,
+  requireQueueAccount,
+  validateExchangeName,
+} from "./pulse-names";
 import {
   toBindingRecords,
   type BindingRecord,
@@ -452,6 +456,7 @@ export class BindingService {
   }
 
   private async requireExchange(exchange: string): Promise<void> {
+    checkNameLength("Exchange", exchange);
     try {
       await this.deps.management.getExchange(exchange);
     } catch (error) {

@@ -86,8 +86,10 @@ export class MessageService {
   /**
    * Replaces the statistics of the management API, which lag by up to its
    * collection interval and so can still show the purged messages, with
-   * counts read over AMQP now. When that read fails, the counts become
-   * null ("not reported") rather than stale.
+   * the ready and consumer counts read over AMQP now. AMQP cannot read the
+   * unacknowledged count, so that one stays from the statistics, possibly
+   * stale, and `messages`, which would add it to a current count, is null.
+   * When the AMQP read fails, the ready count is null too.
    */
   private async withLiveCounts(record: QueueRecord): Promise<QueueRecord> {
     const live = await this.amqp.checkQueue(record.name).catch((error) => {
@@ -100,11 +102,10 @@ export class MessageService {
     if (!live) {
       return { ...record, messages: null, messagesReady: null };
     }
-    const unacknowledged = record.messagesUnacknowledged ?? 0;
     return {
       ...record,
       messagesReady: live.messageCount,
-      messages: live.messageCount + unacknowledged,
+      messages: null,
       consumers: live.consumerCount,
     };
   }

@@ -8,7 +8,11 @@ import {
   isEmail,
   type Viewer,
 } from "../auth";
-import { redactUrl, webhookUrlProblem } from "../config";
+import {
+  REDACTED_PASSWORD,
+  redactUrl,
+  webhookUrlProblem,
+} from "../config";
 import type { Database } from "../db";
 import {
   BadInputError,
@@ -356,7 +360,7 @@ function validateRecipients(input: RecipientsInput): {
   const emails = [
     ...new Set(input.emails.map((e) => canonicalEmail(e.trim()))),
   ];
-  const webhookUrls = [...new Set(input.webhookUrls.map((u) => u.trim()))];
+  const webhookUrls = [...new Set(input.webhookUrls)];
   if (emails.length > MAX_RECIPIENTS || webhookUrls.length > MAX_RECIPIENTS) {
     throw new BadInputError(
       `Too many recipients: use at most ${MAX_RECIPIENTS} e-mail addresses ` +
@@ -398,5 +402,17 @@ function redactWebhookUrls(urls: string[]): string[] {
  */
 function restoreRedacted(input: string[], stored: string[]): string[] {
   const byRedacted = new Map(stored.map((url) => [redactUrl(url), url]));
-  return input.map((url) => byRedacted.get(url) ?? url);
+  const restored = input.map((url) => byRedacted.get(url) ?? url);
+  const placeholder = restored.find(
+    (url) => new URL(url).password === REDACTED_PASSWORD,
+  );
+  if (placeholder) {
+    throw new BadInputError(
+      `Webhook URL ${quote(placeholder)} has the placeholder password ` +
+        `"${REDACTED_PASSWORD}" but matches no stored URL, so its real ` +
+        `password is unknown; give the password again.`,
+      { webhookUrl: placeholder },
+    );
+  }
+  return restored;
 }

@@ -107,8 +107,14 @@ export function queueAccount(queueName: string): string | null {
   return match[1];
 }
 
-/** Like queueAccount, but throws BAD_USER_INPUT for a foreign name. */
+/**
+ * Like queueAccount, but throws BAD_USER_INPUT for a foreign name or one
+ * over RabbitMQ's length limit. Every argument naming an existing queue
+ * passes here before the broker is asked, because the management API
+ * answers an overlong name with 414 rather than 404.
+ */
 export function requireQueueAccount(queueName: string): string {
+  checkNameLength("Queue", queueName);
   const account = queueAccount(queueName);
   if (account === null) {
     throw new BadInputError(
@@ -118,6 +124,20 @@ export function requireQueueAccount(queueName: string): string {
     );
   }
   return account;
+}
+
+/**
+ * Throws BAD_USER_INPUT when a queue or exchange name is over RabbitMQ's
+ * limit of 255 bytes of UTF-8. The message quotes only the start of it.
+ */
+export function checkNameLength(kind: "Queue" | "Exchange", name: string): void {
+  const bytes = byteLength(name);
+  if (bytes <= MAX_NAME_BYTES) return;
+  throw new BadInputError(
+    `${kind} name ${quote(name, 40)} is ${bytes} bytes long, longer than ` +
+      `RabbitMQ's limit of ${MAX_NAME_BYTES} bytes of UTF-8; check the name.`,
+    { [kind.toLowerCase()]: name.slice(0, 40), bytes },
+  );
 }
 
 /** Checks an exchange name that an account may read and bind. */
@@ -130,13 +150,7 @@ export function validateExchangeName(exchange: string): void {
       { exchange },
     );
   }
-  if (byteLength(exchange) > MAX_NAME_BYTES) {
-    throw new BadInputError(
-      `Exchange name ${quote(exchange)} is longer than RabbitMQ's ` +
-        `limit of ${MAX_NAME_BYTES} bytes.`,
-      { exchange },
-    );
-  }
+  checkNameLength("Exchange", exchange);
 }
 
 export function escapeRegExp(text: string): string {

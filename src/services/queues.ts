@@ -221,10 +221,20 @@ export class QueueService {
           // broker declared nothing, and the queue did not exist before.
           declared = true;
           await this.deps.management.declareQueue(name, { durable });
+          // lastSeenAt is taken after the declare, not at the start of the
+          // transaction: a guardian pass whose snapshot began before the
+          // declare must not take the new queue for one that vanished.
+          const lastSeenAt = new Date();
           await tx.queue.upsert({
             where: { name },
-            create: { name, accountName: input.account, accountId, durable },
-            update: { accountId, durable, lastSeenAt: new Date() },
+            create: {
+              name,
+              accountName: input.account,
+              accountId,
+              durable,
+              lastSeenAt,
+            },
+            update: { accountId, durable, lastSeenAt },
           });
         },
         { timeout: QUEUE_TRANSACTION_TIMEOUT_MS },

@@ -1,4 +1,5 @@
 // Close reasons cut to RFC 6455's 123 bytes keep their action whole.
+import { SlowSubscriberError } from "../../src/live/bridge";
 import {
   closeReason,
   MAX_CLOSE_REASON_BYTES,
@@ -20,4 +21,18 @@ test.each([
   expect(reason.endsWith(`... ${ACTION}`)).toBe(true);
   expect(reason).not.toContain("\ufffd");
   expect(message.startsWith(reason.slice(0, -`... ${ACTION}`.length))).toBe(true);
+});
+
+test("slow close keeps time and setting", () => {
+  const key = {
+    exchange: `exchange/${"long-owner".repeat(8)}/v1`,
+    routingKeyPattern: "#",
+  };
+  const error = new SlowSubscriberError(key, 4213);
+
+  const reason = closeReason(error.message, SlowSubscriberError.action);
+
+  expect(reason).toContain("4213 ms");
+  expect(reason).toContain("LIVE_MAX_BEHIND_MS");
+  expect(reason.endsWith(SlowSubscriberError.action)).toBe(true);
 });
