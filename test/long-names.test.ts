@@ -48,6 +48,23 @@ const QUEUE_CALLS: [string, string][] = [
   ["deleteBinding", "mutation ($q: String!) { deleteBinding(input: {queue: $q, exchange: \"exchange/x/y\"}) }"],
 ];
 
+const longAccount = "a".repeat(400_000);
+
+const ACCOUNT_CALLS: [string, string][] = [
+  ["account", "query ($a: String!) { account(username: $a) { username } }"],
+  ["queues", "query ($a: String!) { queues(account: $a) { name } }"],
+  ["deleteAccount", "mutation ($a: String!) { deleteAccount(username: $a) }"],
+  ["rotateAccountPassword", "mutation ($a: String!) { rotateAccountPassword(username: $a) { password } }"],
+];
+
+test.each(ACCOUNT_CALLS)("%s refuses a long account name", async (_name, query) => {
+  const response = await gql(gateway, query, { a: longAccount }, owner);
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain("400000 bytes");
+  expect(JSON.stringify(response).length).toBeLessThan(2000);
+});
+
 test.each(QUEUE_CALLS)("%s refuses a long queue name", async (_name, query) => {
   const response = await gql(gateway, query, { q: longQueue }, owner);
 

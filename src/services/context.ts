@@ -1,9 +1,10 @@
 import type { Viewer } from "../auth";
 import type { Database } from "../db";
-import { ForbiddenError, NotFoundError } from "../errors";
+import { ForbiddenError, NotFoundError, quote } from "../errors";
 import type { Logger } from "../logger";
 import type { ManagementClient } from "../rabbitmq/management";
 import type { StatsPoller } from "../stats";
+import { requireAccountNameLength } from "./pulse-names";
 
 /** Dependencies of every service, built once at start-up. */
 export interface ServiceDeps {
@@ -47,6 +48,7 @@ export async function authorizeAccount(
   viewer: Viewer,
   username: string,
 ): Promise<number | null> {
+  requireAccountNameLength(username);
   const account = await deps.db.account.findUnique({
     where: { username },
     select: { id: true, owners: { select: { user: { select: { email: true } } } } },
@@ -54,7 +56,7 @@ export async function authorizeAccount(
   if (viewer.isAdmin) return account?.id ?? null;
   if (!account) {
     throw new NotFoundError(
-      `Account "${username}" not found among the accounts this gateway ` +
+      `Account ${quote(username)} not found among the accounts this gateway ` +
         `manages; check the name with the accounts query.`,
       { account: username },
     );
@@ -62,7 +64,7 @@ export async function authorizeAccount(
   const owners = account.owners.map((owner) => owner.user.email);
   if (!owners.includes(viewer.email)) {
     throw new ForbiddenError(
-      `${viewer.email} is not an owner of account "${username}"; ask one ` +
+      `${viewer.email} is not an owner of account ${quote(username)}; ask one ` +
         `of its owners or an admin.`,
       { account: username },
     );

@@ -22,6 +22,21 @@ export interface Permissions {
   read: string;
 }
 
+/**
+ * Rejects a name that no RabbitMQ user can have before it reaches the
+ * database or the broker, so a huge argument gets a short error.
+ */
+export function requireAccountNameLength(username: string): void {
+  const bytes = byteLength(username);
+  if (bytes <= MAX_NAME_BYTES) return;
+  throw new BadInputError(
+    `Account name ${quote(username, 40)} is ${bytes} bytes of UTF-8, longer ` +
+      `than RabbitMQ allows (${MAX_NAME_BYTES}), so no such account exists; ` +
+      "check the name with the accounts query.",
+    { bytes },
+  );
+}
+
 export function validateAccountName(
   username: string,
   reserved: RegExp,
