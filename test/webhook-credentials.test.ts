@@ -206,7 +206,7 @@ test.each([
   ["https://u:p@host/x", "https://u:***@host/x"],
   ["https://u:p@ss@host/x", "https://u:***@host/x"],
   ["failed: http://u:p@h:80/a?b=c:d@e", "failed: http://u:***@h:80/a?b=c:d@e"],
-  ["https://user@host/x", "https://user@host/x"],
+  ["https://user@host/x", "https://***@host/x"],
   ["no URL here: a:b@c", "no URL here: a:b@c"],
   ["failed: http:u:p@h/x", "failed: http:u:***@h/x"],
   ["https:\\\\u:p@h/x", "https:\\\\u:***@h/x"],
@@ -220,4 +220,48 @@ test.each([
   ["queue/a/b", "queue/a/b"],
 ])("redactUrl(%j)", (text, expected) => {
   expect(redactUrl(text)).toBe(expected);
+});
+
+test("alike redacted URLs sent back all keep passwords", async () => {
+  const other = withPassword.replace(PASSWORD, "second-secret");
+  await setRecipients([withPassword, other]);
+
+  const response = await setRecipients([redacted, redacted]);
+
+  expect(response.errors).toBeUndefined();
+  expect(await storedUrls()).toEqual([withPassword, other]);
+});
+
+test("one of two alike redacted URLs is ambiguous", async () => {
+  const other = withPassword.replace(PASSWORD, "second-secret");
+  await setRecipients([withPassword, other]);
+
+  const response = await setRecipients([redacted]);
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain("give the full URL");
+  expect(await storedUrls()).toEqual([withPassword, other]);
+});
+
+test("token as user name is hidden", async () => {
+  const host = new URL(hooks.url).host;
+  const withToken = `http://secret-token-123@${host}/hook`;
+  const response = await setRecipients([withToken]);
+
+  expect(response.data?.setNotificationRecipients.webhookUrls).toEqual([
+    `http://***@${host}/hook`,
+  ]);
+  const audit = await gql(gateway, AUDIT, { a: account }, ownerToken);
+  expect(JSON.stringify(audit)).not.toContain("secret-token-123");
+  const resent = await setRecipients([`http://***@${host}/hook`]);
+  expect(resent.errors).toBeUndefined();
+  expect(await storedUrls()).toEqual([withToken]);
+});
+
+test("invalid URL error shows the URL as typed", async () => {
+  const response = await setRecipients([`http://u:${PASSWORD}@host/a b`]);
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain('"http://u:***@host/a b"');
+  expect(response.errors![0].message).not.toContain(PASSWORD);
 });

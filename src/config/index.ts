@@ -533,6 +533,11 @@ export function redactUrl(raw: string): string {
     url.password = "***";
     return url.toString();
   }
+  // A user name without a password is often a token, so it goes too.
+  if (url?.username) {
+    url.username = "***";
+    return url.toString();
+  }
   return redactUrlPasswords(raw);
 }
 
@@ -557,7 +562,8 @@ export function webhookUrlProblem(url: string): string | null {
       `${MAX_WEBHOOK_URL_LENGTH}. Use a shorter URL.`
     );
   }
-  const shown = JSON.stringify(redactUrl(url).slice(0, 200));
+  // Shown as typed, not as a parser would rewrite it, with secrets gone.
+  const shown = JSON.stringify(redactUrlPasswords(url).slice(0, 200));
   if (!/^https?:\/\//.test(url)) {
     return (
       `Webhook URL ${shown} does not start with "http://" or "https://"; ` +
@@ -594,5 +600,8 @@ const URL_PASSWORD =
  * single URL.
  */
 export function redactUrlPasswords(text: string): string {
-  return text.replace(URL_PASSWORD, "$1***@");
+  return text.replace(URL_PASSWORD, "$1***@").replace(URL_USER_ONLY, "$1***@");
 }
+
+/** Matches the user of every `scheme://user@` that has no password. */
+const URL_USER_ONLY = /(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/\\?#:@*]+@/gi;

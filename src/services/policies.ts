@@ -360,7 +360,12 @@ function validateRecipients(input: RecipientsInput): {
   const emails = [
     ...new Set(input.emails.map((e) => canonicalEmail(e.trim()))),
   ];
-  const webhookUrls = [...new Set(input.webhookUrls)];
+  // Redacted URLs may repeat: two stored URLs that differ only in their
+  // password read alike, and restoreRedacted tells them apart by count.
+  const webhookUrls = input.webhookUrls.filter(
+    (url, index, all) =>
+      all.indexOf(url) === index || url.includes(REDACTED_PASSWORD),
+  );
   if (emails.length > MAX_RECIPIENTS || webhookUrls.length > MAX_RECIPIENTS) {
     throw new BadInputError(
       `Too many recipients: use at most ${MAX_RECIPIENTS} e-mail addresses ` +
@@ -401,11 +406,34 @@ function redactWebhookUrls(urls: string[]): string[] {
  * passwords it never saw.
  */
 function restoreRedacted(input: string[], stored: string[]): string[] {
-  const byRedacted = new Map(stored.map((url) => [redactUrl(url), url]));
-  const restored = input.map((url) => byRedacted.get(url) ?? url);
-  const placeholder = restored.find(
-    (url) => new URL(url).password === REDACTED_PASSWORD,
-  );
+  const byRedacted = new Map<string, string[]>();
+  for (const url of stored) {
+    const redacted = redactUrl(url);
+    byRedacted.set(redacted, [...(byRedacted.get(redacted) ?? []), url]);
+  }
+  for (const [redacted, urls] of byRedacted) {
+    const sent = input.filter((url) => url === redacted).length;
+    // Two stored URLs that differ only in their secret read alike, so a
+    // list that keeps one of them cannot say which.
+    if (urls.length > 1 && sent > 0 && sent !== urls.length) {
+      throw new BadInputError(
+        `Webhook URL ${quote(redacted)} matches ${urls.length} stored ` +
+          `URLs that differ only in their password or user, so it is not ` +
+          `clear which to keep; give the full URL of each webhook to keep.`,
+        { webhookUrl: redacted },
+      );
+    }
+  }
+  const restored = [
+    ...new Set(input.map((url) => byRedacted.get(url)?.shift() ?? url)),
+  ];
+  const placeholder = restored.find((url) => {
+    const parsed = new URL(url);
+    return (
+      parsed.password === REDACTED_PASSWORD ||
+      (parsed.username === REDACTED_PASSWORD && parsed.password === "")
+    );
+  });
   if (placeholder) {
     throw new BadInputError(
       `Webhook URL ${quote(placeholder)} has the placeholder password ` +
