@@ -226,3 +226,32 @@ describe("address in NFD", () => {
     expect(config.adminEmails).toEqual([email.normalize("NFC")]);
   });
 });
+
+// Addresses of the right shape that read like another one.
+const LOOK_ALIKES = [
+  ["fullwidth letter", "\uff42ob@example.com", "U+FF42"],
+  ["Cyrillic letter in the domain", "bob@ex\u0430mple.com", "punycode"],
+  ["trailing dot in the domain", "bob@example.com.", "trailing dots"],
+  ["combining mark in the domain", "bob@exa\u0301mple.com", "punycode"],
+] as const;
+
+test.each(LOOK_ALIKES)("addAccountOwner rejects a %s", async (_name, email, hint) => {
+  const response = await gql(
+    gateway,
+    `mutation ($u: String!, $e: String!) {
+      addAccountOwner(username: $u, email: $e) { owners }
+    }`,
+    { u: account, e: email },
+    owner,
+  );
+
+  expect(errorCodes(response)).toEqual(["BAD_USER_INPUT"]);
+  expect(response.errors![0].message).toContain(hint);
+});
+
+test.each(LOOK_ALIKES)("a token for a %s is rejected", async (_name, email, hint) => {
+  const response = await gql(gateway, "{ viewer { email } }", {}, await tokenFor(email));
+
+  expect(errorCodes(response)).toEqual(["UNAUTHENTICATED"]);
+  expect(response.errors![0].message).toContain(hint);
+});

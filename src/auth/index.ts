@@ -54,23 +54,52 @@ export function canonicalEmail(value: string): string {
 export function isEmail(value: string): boolean {
   return (
     value.length <= MAX_EMAIL_LENGTH &&
-    !INVISIBLE_CHARACTER.test(value) &&
-    EMAIL_PATTERN.test(value)
+    EMAIL_PATTERN.test(value) &&
+    describeInvisibleCharacter(value) === null
   );
 }
 
+/** Labels of an ASCII domain name: letters, digits and inner hyphens. */
+const DOMAIN_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]+$/i;
+
 /**
- * Describes the first invisible or control character in an address that
- * isEmail rejects, for error messages, or returns null when it has none.
+ * Describes why an address of the right shape still reads like another
+ * one, for error messages, or returns null when nothing does: an
+ * invisible, blank or control character, a compatibility character such
+ * as a fullwidth letter, or a domain that is not plain ASCII (a Cyrillic
+ * "а" in it looks like a Latin "a") or has an empty label.
+ * NOTE: look-alike letters of other scripts in the local part are not
+ * detected.
  */
 export function describeInvisibleCharacter(value: string): string | null {
   const match = INVISIBLE_CHARACTER.exec(value);
-  if (!match) return null;
-  const code = match[0].codePointAt(0)!.toString(16).toUpperCase();
-  return (
-    `it contains U+${code.padStart(4, "0")}, an invisible, blank or ` +
-    `control character; type the address without it`
-  );
+  if (match) {
+    return (
+      `it contains ${codePoint(match[0])}, an invisible, blank or ` +
+      `control character; type the address without it`
+    );
+  }
+  const compatible = [...value].find((c) => c.normalize("NFKC") !== c.normalize("NFC"));
+  if (compatible) {
+    return (
+      `it contains ${codePoint(compatible)}, a compatibility form of ` +
+      `"${compatible.normalize("NFKC")}"; type the plain character`
+    );
+  }
+  const domain = value.slice(value.lastIndexOf("@") + 1);
+  if (!DOMAIN_PATTERN.test(domain)) {
+    return (
+      `its domain ${JSON.stringify(domain.slice(0, 80))} is not a plain ASCII ` +
+      `host name; remove empty labels and trailing dots, and write an ` +
+      `internationalized domain in its punycode form (xn--...)`
+    );
+  }
+  return null;
+}
+
+function codePoint(character: string): string {
+  const code = character.codePointAt(0)!.toString(16).toUpperCase();
+  return `U+${code.padStart(4, "0")}`;
 }
 
 /** Builds the verifier for `Authorization: Bearer <jwt>` values. */
