@@ -300,3 +300,15 @@ test("concurrent deletes: one succeeds, rest not found", async () => {
   expect(successes).toHaveLength(1);
   expect(responses.flatMap(errorCodes)).toEqual(Array(5).fill("NOT_FOUND"));
 });
+
+test("queues lists a queue created since the last poll", async () => {
+  const QUEUES = `query ($a: String!) { queues(account: $a) { name } }`;
+  // The first query takes a snapshot; the next poll is seconds away.
+  expect((await gql(gateway, QUEUES, { a: account }, owner)).errors).toBeUndefined();
+  expect((await createQueue("just-made")).errors).toBeUndefined();
+
+  const response = await gql(gateway, QUEUES, { a: account }, owner);
+
+  const names = (response.data?.queues as { name: string }[]).map((q) => q.name);
+  expect(names).toContain(`queue/${account}/just-made`);
+});

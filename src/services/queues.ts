@@ -69,9 +69,34 @@ export class QueueService {
   /** Queues of one account, or of every account the viewer owns. */
   async list(viewer: Viewer, account?: string | null): Promise<QueueRecord[]> {
     const selection = await this.authorizeSelection(viewer, { account });
-    const snapshot =
+    let snapshot =
       this.deps.stats.latest() ?? (await this.deps.stats.refresh());
+    if (await this.createdSince(snapshot, selection)) {
+      snapshot = await this.deps.stats.refresh();
+    }
     return this.fromSnapshot(snapshot, selection);
+  }
+
+  /**
+   * Tells whether a selected account has a queue created after the
+   * snapshot began, which the snapshot cannot list. Its row's lastSeenAt
+   * is set after the broker declared it. A queue deleted since is still
+   * listed until the next poll.
+   */
+  private async createdSince(
+    snapshot: StatsSnapshot,
+    selection: QueueSelection,
+  ): Promise<boolean> {
+    const fresh = await this.deps.db.queue.findMany({
+      where: {
+        lastSeenAt: { gte: snapshot.startedAt },
+        ...(selection.accounts === "all"
+          ? {}
+          : { accountName: { in: selection.accounts } }),
+      },
+      select: { name: true },
+    });
+    return fresh.some((row) => !snapshot.queues.has(row.name));
   }
 
   /**
