@@ -143,7 +143,8 @@ test("requests fail fast while the broker is stopped, and work after", async () 
     expect(elapsedMs).toBeLessThan(15_000);
     expect(await guarded.db.account.findUnique({ where: { username: during } })).toBeNull();
 
-    // What needs only the database still answers; statistics read now do not.
+    // Queries that need only the database still work. Statistics read now
+    // fail.
     const accounts = await gql(guarded, `query { accounts { username } }`, {}, token);
     expect(accounts.data?.accounts).toEqual([{ username: account }]);
     const stats = await gql(

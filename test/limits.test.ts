@@ -431,7 +431,7 @@ describe("rate limit", () => {
     expect(first.status).toBe(200);
     expect(errorCodes(first)).not.toContain("RATE_LIMITED");
 
-    // The bucket holds 5 tokens and the first request took 3. The second
+    // The bucket has 5 tokens and the first request took 3. The second
     // takes one for itself, and its two further fields find only one left.
     const second = await gql(gateway, threeOwnerRemovals(), {}, token);
 

@@ -27,12 +27,12 @@ export type VerifyBearer = (authorization: string | undefined) => Promise<Viewer
 // to reject values that are clearly not an address.
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-// Characters a reader cannot see: controls (Cc, which covers the C0 and C1
-// ranges and U+0000, which PostgreSQL text cannot store), format characters
-// such as zero-width spaces, bidi overrides and U+FEFF (Cf), other
+// Characters a reader cannot see, with which an address looks exactly like
+// someone else's. Cc covers the C0 and C1 controls and U+0000, which
+// PostgreSQL text cannot store. Cf covers format characters such as
+// zero-width spaces, bidi overrides and U+FEFF. The rest are other
 // default-ignorable code points (variation selectors, Hangul fillers), lone
-// surrogates, private-use and unassigned code points. With one of them, an
-// address looks exactly like someone else's.
+// surrogates, private-use and unassigned code points.
 // Separators (Z: spaces such as U+00A0 and U+3000, line and paragraph
 // separators) and letters drawn as blanks (U+2800 BRAILLE PATTERN BLANK, the
 // Hangul fillers U+115F, U+1160, U+3164 and U+FFA0) look empty as well.
@@ -43,9 +43,9 @@ const INVISIBLE_CHARACTER =
 export const MAX_EMAIL_LENGTH = 254;
 
 /**
- * The one spelling of an address the gateway stores and compares: Unicode
- * NFC, so that "é" typed as one code point or as "e" and a combining accent
- * is one user, and lower case.
+ * Returns the one spelling of an address that the gateway stores and
+ * compares: Unicode NFC and lower case. So "é" typed as one code point or
+ * as "e" and a combining accent is one user.
  */
 export function canonicalEmail(value: string): string {
   return value.normalize("NFC").toLowerCase();
@@ -251,7 +251,7 @@ function readEmail(payload: JWTPayload): string {
   return canonicalEmail(email);
 }
 
-/** The fact of an invalid `email` claim and the fix, for a close reason. */
+/** Describes an invalid `email` claim and its fix, short enough for a close reason. */
 function briefEmailProblem(email: unknown): string {
   const invisible =
     typeof email === "string" ? INVISIBLE_CHARACTER.exec(email) : null;

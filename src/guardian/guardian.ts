@@ -278,8 +278,8 @@ export class Guardian {
       where: { username: accountName },
       select: { id: true },
     });
-    // createMany with skipDuplicates says whether this pass made the row;
-    // a createQueue that committed since the pass began has made it.
+    // createMany with skipDuplicates returns 0 when the row exists, for
+    // example from a createQueue that committed after the pass began.
     const { count } = await db.queue.createMany({
       data: [{ name, accountName, accountId: account?.id, durable }],
       skipDuplicates: true,

@@ -87,7 +87,7 @@ export async function reconcileBindings(
   return { added, removed, current: [...kept, ...added] };
 }
 
-/** Whether the stored bindings and the broker's differ. */
+/** Returns whether the stored bindings and the broker's differ. */
 function differ(stored: BindingRow[], onBroker: BindingInfo[]): boolean {
   const storedKeys = new Set(stored.map(bindingKey));
   const brokerKeys = new Set(
@@ -174,8 +174,8 @@ export class Reconciler {
     let readAt = snapshot.startedAt;
     if (differ(row.bindings, onBroker)) {
       // The snapshot may be seconds old, and a client may have changed the
-      // bindings through the gateway since; only a fresh list shows a
-      // change made outside it.
+      // bindings through the gateway since. Only a fresh list shows which
+      // changes were made outside it.
       readAt = new Date();
       try {
         onBroker = (

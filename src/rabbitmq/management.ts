@@ -444,7 +444,7 @@ export class ManagementClient {
     try {
       return await this.limiter.run(() => this.send<T>(method, path, body));
     } catch (error) {
-      // RabbitMQ answers 404 (or 400 "vhost_or_user_not_found") for every
+      // RabbitMQ returns 404 (or 400 "vhost_or_user_not_found") for every
       // object of a missing vhost, which would read as a missing queue.
       if (
         error instanceof ManagementApiError &&

@@ -75,7 +75,7 @@ export function createErrorFormatter(logger: Logger, production: boolean) {
 }
 
 /**
- * The management API answers 414 when a name in the request path is too
+ * The management API returns 414 when a name in the request path is too
  * long. That is the caller's input, not a fault, so it is neither logged
  * nor shown with the API's path, which would echo the whole name.
  */

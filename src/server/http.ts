@@ -148,7 +148,7 @@ export function jsonErrorHandler(
       return;
     }
     if (type === "entity.parse.failed") {
-      // BAD_REQUEST, as Apollo Server answers the other malformed bodies.
+      // BAD_REQUEST, as Apollo Server returns for the other malformed bodies.
       res.status(400).json(errorBody(
         `The request body is not valid JSON: ${(error as Error).message}. ` +
           `Send a JSON object such as {"query": "{ viewer { email } }"}.`,

@@ -288,16 +288,16 @@ export class BindingService {
       for (const target of bound) {
         await this.deps.management
           .unbindQueue(target.exchange, queue, target.routingKeyPattern)
-          .catch((undoError) => {
-            logCompensationFailure(
-              this.deps.logger,
-              { queue, ...target },
-              undoError,
-            );
-          });
+          .catch(this.logUndoFailure(queue, target));
       }
       throw error;
     }
+  }
+
+  /** Returns a handler that logs a failed undo of one binding change. */
+  private logUndoFailure(queue: string, target: BindingTarget) {
+    return (undoError: unknown) =>
+      logCompensationFailure(this.deps.logger, { queue, ...target }, undoError);
   }
 
   /** Unbinds each target and deletes its row, one transaction per target. */
@@ -334,13 +334,7 @@ export class BindingService {
       if (existed) {
         await this.deps.management
           .bindQueue(target.exchange, queue, target.routingKeyPattern)
-          .catch((undoError) => {
-            logCompensationFailure(
-              this.deps.logger,
-              { queue, ...target },
-              undoError,
-            );
-          });
+          .catch(this.logUndoFailure(queue, target));
       }
       throw error;
     }

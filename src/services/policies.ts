@@ -360,8 +360,8 @@ function validateRecipients(input: RecipientsInput): {
   const emails = [
     ...new Set(input.emails.map((e) => canonicalEmail(e.trim()))),
   ];
-  // Redacted URLs may repeat: two stored URLs that differ only in their
-  // password read alike, and restoreRedacted tells them apart by count.
+  // Redacted URLs may repeat, because two stored URLs that differ only in
+  // their password read alike. restoreRedacted matches them by count.
   const webhookUrls = input.webhookUrls.filter(
     (url, index, all) =>
       all.indexOf(url) === index || url.includes(REDACTED_PASSWORD),
@@ -414,7 +414,7 @@ function restoreRedacted(input: string[], stored: string[]): string[] {
   for (const [redacted, urls] of byRedacted) {
     const sent = input.filter((url) => url === redacted).length;
     // Two stored URLs that differ only in their secret read alike, so a
-    // list that keeps one of them cannot say which.
+    // list that keeps one of them does not identify which one.
     if (urls.length > 1 && sent > 0 && sent !== urls.length) {
       throw new BadInputError(
         `Webhook URL ${quote(redacted)} matches ${urls.length} stored ` +

@@ -126,7 +126,7 @@ export function queueAccount(queueName: string): string | null {
  * Like queueAccount, but throws BAD_USER_INPUT for a foreign name or one
  * over RabbitMQ's length limit. Every argument naming an existing queue
  * passes here before the broker is asked, because the management API
- * answers an overlong name with 414 rather than 404.
+ * rejects an overlong name with 414 rather than 404.
  */
 export function requireQueueAccount(queueName: string): string {
   checkNameLength("Queue", queueName);
